@@ -1,0 +1,27 @@
+# Two commands on a fresh machine: `make validate` (the main job) and `make test`. Each sets up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup validate test test-thorough bench clean
+
+setup: $(VENV)/.installed
+
+# torch==2.13.0 is pinned in pyproject.toml: here it resolves to a CPU build on this machine's disk.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,plots]'
+	touch $@
+
+validate: setup
+	$(PY) -m checks.validate
+
+test: setup
+	$(PY) -m pytest -n auto $(PYTEST_ARGS)
+
+test-thorough: setup
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -n auto $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .hypothesis .pytest_cache

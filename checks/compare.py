@@ -1,0 +1,66 @@
+"""Comparison records: what an oracle found for one quantity of one case, and the element-wise comparison of arrays."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import tolerance
+
+PASS, FAIL, KINK = "pass", "fail", "kink"
+
+
+@dataclass
+class Comparison:
+    """One oracle's verdict on one quantity ("forward", "dx", ...) of one case.
+
+    error: max |got - expected| (absolute); relative: error / scale (the scale named by the policy);
+    worst_index: where the element-wise error is largest (None for scalar comparisons such as a directional
+    derivative); expected/got: the two values there. ``arrays`` keeps the full expected/got arrays for diagnosis.
+    """
+
+    oracle: str
+    quantity: str
+    verdict: str
+    error: float
+    relative: float
+    tolerance: float
+    worst_index: tuple | None = None
+    expected: float | None = None
+    got: float | None = None
+    note: str = ""
+    arrays: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == PASS
+
+    @property
+    def ratio(self) -> float:
+        """error / tolerance: below 1 passes."""
+        return self.error / self.tolerance if self.tolerance > 0 else (0.0 if self.error == 0 else np.inf)
+
+
+def compare_arrays(oracle: str, quantity: str, expected, got, reduction_length: int, dtype="float64",
+                   magnitude=None) -> Comparison:
+    """Element-wise comparison of two exact computations under the rounding policy (tolerance policy 1)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    got_arr = np.asarray(got, dtype=np.float64)
+    if expected.shape != got_arr.shape:
+        return Comparison(oracle, quantity, FAIL, np.inf, np.inf, 0.0,
+                          note=f"shape {got_arr.shape} where {expected.shape} was expected")
+    tol = tolerance.rounding_tolerance(expected, got_arr, reduction_length, dtype, magnitude)
+    if expected.size == 0:
+        return Comparison(oracle, quantity, PASS, 0.0, 0.0, tol)
+    diff = np.abs(got_arr - expected)
+    if not np.all(np.isfinite(got_arr)):
+        diff = np.where(np.isfinite(got_arr), diff, np.inf)
+    flat = int(np.argmax(diff))
+    worst = np.unravel_index(flat, expected.shape) if expected.ndim else ()
+    err = float(diff.reshape(-1)[flat])
+    scale = max(float(np.max(np.abs(expected))), tolerance.TINY)
+    verdict = PASS if err <= tol else FAIL
+    return Comparison(oracle, quantity, verdict, err, err / scale, tol, tuple(int(i) for i in worst),
+                      float(expected.reshape(-1)[flat]), float(got_arr.reshape(-1)[flat]),
+                      arrays={"expected": expected, "got": got_arr})

@@ -1,0 +1,134 @@
+"""Finite-difference oracle: directional derivatives by central differences with Richardson extrapolation.
+
+For an argument a, a direction v and the upstream gradient dy, the scalar phi(t) = <dy, f(a + t v)> has
+phi'(0) = <dE/da, v>, which the backward claims is sum_i g_i v_i. Central differences
+
+    D(h) = (phi(h) - phi(-h)) / 2h                       error O(h^2)
+    D4   = (4 D(h) - D(2h)) / 3                          error O(h^4)
+    D6   = (16 D4(h) - D4(2h)) / 15                      error O(h^6)
+
+cost 6 forward calls per direction, whatever the number of elements: the check's cost does not grow with the
+input. |D4 - D6| estimates the truncation error (tolerance policy 2 in ``checks.tolerance``).
+
+One-sided differences from the same evaluations reveal kinks: for a smooth function
+(phi(h) - phi(0))/h - (phi(0) - phi(-h))/h = h phi''(0) + O(h^3) doubles with h; a kink inside the stencil makes
+it jump by O(1) instead. Then the oracle reports a kink, not a gradient mismatch.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import numpy as np
+
+from . import tolerance
+from .compare import FAIL, KINK, PASS, Comparison
+
+# D6 written as weights on the differences phi(kh) - phi(-kh), k = 1, 2, 4 (computed from the table, not typed)
+
+
+def _richardson_weights() -> dict[int, float]:
+    d = {1: {1: 0.5}, 2: {2: 0.25}, 4: {4: 0.125}}  # D(kh) = (phi(kh) - phi(-kh)) / (2 k h)
+
+    def combine(a, b, p, q):  # (p*a - q*b) / (p - q)
+        out = {}
+        for k, w in a.items():
+            out[k] = out.get(k, 0.0) + p * w / (p - q)
+        for k, w in b.items():
+            out[k] = out.get(k, 0.0) - q * w / (p - q)
+        return out
+
+    d4_h = combine(d[1], d[2], 4, 1)
+    d4_2h = combine(d[2], d[4], 4, 1)
+    return combine(d4_h, d4_2h, 16, 1)
+
+
+D6_WEIGHTS = _richardson_weights()
+#: sum of |weights| over the six evaluations: how much the forward's rounding is amplified (times 1/h)
+D6_NOISE = 2 * sum(abs(w) for w in D6_WEIGHTS.values())
+
+
+def direction_for(grad: np.ndarray, rng: np.random.Generator, aligned: bool = True) -> np.ndarray:
+    """A direction with |v|_inf <= 1. Aligned: sign(g) times a random magnitude in [0.5, 1], so that a scaled
+    gradient shows fully in <g, v>; where g is 0 the sign is random, so gradient mass put in the wrong place shows."""
+    magnitude = rng.uniform(0.5, 1.0, size=np.shape(grad))
+    random_sign = rng.choice([-1.0, 1.0], size=np.shape(grad))
+    if not aligned:
+        return magnitude * random_sign
+    sign = np.sign(np.asarray(grad, dtype=np.float64))
+    sign = np.where(np.isfinite(sign) & (sign != 0), sign, random_sign)
+    return magnitude * sign
+
+
+def directional_check(phi: Callable[[float], float], phi0: float, claimed: float, scale: float,
+                      abs_output_dot: float, h: float, reduction_length: int, quantity: str,
+                      kink_reason: str = "") -> Comparison:
+    """Compare a claimed directional derivative with finite differences of phi (one scalar per evaluation).
+
+    scale: sum_i |g_i v_i| (the claimed derivative without cancellation); abs_output_dot: sum_i |dy_i| |y_i|,
+    the magnitude whose rounding the differences amplify.
+    """
+    values = {k: (phi(k * h), phi(-k * h)) for k in (1, 2, 4)}
+    d = {k: (p - m) / (2 * k * h) for k, (p, m) in values.items()}
+    d4_h = (4 * d[1] - d[2]) / 3
+    d4_2h = (4 * d[2] - d[4]) / 3
+    d6 = (16 * d4_h - d4_2h) / 15
+    scale = max(scale, abs(d6), tolerance.TINY)
+    truncation = abs(d4_h - d6)
+    rounding = D6_NOISE * tolerance.eps_of("float64") * max(reduction_length, 1) * abs_output_dot / h
+    tol = tolerance.fd_tolerance(truncation, rounding, scale)
+    err = abs(claimed - d6)
+
+    # one-sided jumps at h, 2h, 4h: about h*phi'' (doubling) when smooth, O(1) and not doubling at a kink
+    jumps = [(values[k][0] - 2 * phi0 + values[k][1]) / (k * h) for k in (1, 2, 4)]
+    significant = abs(jumps[2]) > tolerance.KINK_JUMP * scale + rounding
+    doubling = all(abs(jumps[i + 1] - 2 * jumps[i]) <= 0.25 * abs(jumps[i + 1]) + rounding for i in range(2))
+    if kink_reason or (significant and not doubling):
+        why = kink_reason or (
+            f"the forward is not smooth within +-{4 * h:.1e} along the test direction: one-sided differences "
+            f"jump by {jumps[0]:.3e}, {jumps[1]:.3e}, {jumps[2]:.3e} at steps h, 2h, 4h instead of growing in "
+            f"proportion to h")
+        return Comparison("finite differences", quantity, KINK, err, err / scale, tol, None, d6, claimed,
+                          note=f"kink: {why}; this point is not differentiable, so no gradient verdict is given")
+    verdict = PASS if err <= tol else FAIL
+    return Comparison("finite differences", quantity, verdict, err, err / scale, tol, None, d6, claimed,
+                      note=f"directional derivative <d{quantity}, v> (h={h:.1e}, truncation estimate "
+                           f"{truncation:.1e})")
+
+
+def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
+                   name: str, grad: np.ndarray, dy: np.ndarray, y0: np.ndarray, direction: np.ndarray,
+                   reduction_length: int, kink_reason: str = "") -> Comparison:
+    """Directional finite-difference check of the gradient of one argument."""
+    x = np.asarray(arrays[name], dtype=np.float64)
+    h = tolerance.FD_STEP
+    dy = np.asarray(dy, dtype=np.float64)
+
+    def phi(t: float) -> float:
+        moved = dict(arrays)
+        moved[name] = x + t * direction
+        return float(np.sum(dy * np.asarray(forward(moved), dtype=np.float64)))
+
+    grad = np.asarray(grad, dtype=np.float64)
+    claimed = float(np.sum(grad * direction))
+    scale = float(np.sum(np.abs(grad * direction)))
+    abs_output_dot = float(np.sum(np.abs(dy) * np.abs(y0)))
+    return directional_check(phi, float(np.sum(dy * y0)), claimed, scale, abs_output_dot, h, reduction_length,
+                             f"d{name}", kink_reason)
+
+
+def fd_gradient(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
+                name: str, dy: np.ndarray) -> np.ndarray:
+    """The full vector-Jacobian product dy^T J by finite differences, one unit direction per element
+    (6 forward calls per element: only for small inputs and for locating a failure)."""
+    x = np.asarray(arrays[name], dtype=np.float64)
+    h = tolerance.FD_STEP
+    out = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        def phi(t: float) -> float:
+            moved = dict(arrays)
+            shifted = x.copy()
+            shifted[index] += t
+            moved[name] = shifted
+            return float(np.sum(dy * np.asarray(forward(moved), dtype=np.float64)))
+        out[index] = sum(w * (phi(k * h) - phi(-k * h)) for k, w in D6_WEIGHTS.items()) / h
+    return out

@@ -1,0 +1,113 @@
+"""The oracles. Each takes (spec, impl, case, evaluation) and returns Comparisons; the implementation's forward and
+backward are evaluated once per case (``Evaluation``) and shared by every oracle.
+
+- "pytorch":            the same op through torch.nn.functional in float64; forward and autograd gradients for the
+                        same upstream gradient, compared element-wise (tolerance policy 1).
+- "reference":          the loop-based reference of the spec (only when the implementation is not the reference).
+- "finite differences": directional central differences of the implementation's own forward, one direction per
+                        differentiable argument (tolerance policy 2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from . import finite_diff
+from .compare import Comparison, compare_arrays
+from .spec import Case, Implementation, OpSpec, as_grad_dict, ordered_arrays, quantity_label
+
+
+@dataclass
+class Evaluation:
+    """The implementation's outputs for one case, computed once."""
+
+    y: np.ndarray
+    grads: dict[str, np.ndarray]
+    forward: Callable[[Mapping[str, np.ndarray]], np.ndarray]  # arrays -> y, for finite differences
+    dtype: str = "float64"
+    #: quantity -> magnitude of its summed terms (tolerance policy 1), filled once per case by the runner
+    magnitudes: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def torch_outputs(spec: OpSpec, case: Case, absolute: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Forward and autograd gradients of the torch version of the op, in float64. ``absolute``: on |arrays| with
+    upstream gradient |dy|, the magnitude of the terms behind each element (tolerance policy 1)."""
+    lift = np.abs if absolute else np.asarray
+    tensors = {name: torch.tensor(lift(np.asarray(a, dtype=np.float64)), dtype=torch.float64,
+                                  requires_grad=name in spec.differentiable)
+               for name, a in case.arrays.items()}
+    y = spec.torch_forward(*[tensors[n] for n in spec.arg_names], **spec.hyper(case.config))
+    inputs = [tensors[n] for n in spec.differentiable]
+    grads = torch.autograd.grad(y, inputs, grad_outputs=torch.tensor(lift(case.dy), dtype=torch.float64),
+                                allow_unused=True)
+    return (y.detach().numpy(),
+            {n: (g.numpy() if g is not None else np.zeros_like(case.arrays[n]))
+             for n, g in zip(spec.differentiable, grads)})
+
+
+def magnitudes(spec: OpSpec, case: Case) -> dict[str, np.ndarray]:
+    """quantity label -> magnitude of the terms summed into it (the op on |inputs|, |dy|)."""
+    y, grads = torch_outputs(spec, case, absolute=True)
+    return {"forward": y, **{quantity_label(n): g for n, g in grads.items()}}
+
+
+def _compare_outputs(oracle: str, spec: OpSpec, case: Case, evaluation: Evaluation, y, grads) -> list[Comparison]:
+    k = spec.reduction_length(case.config)
+    m = evaluation.magnitudes
+    out = [compare_arrays(oracle, "forward", y, evaluation.y, k, evaluation.dtype, m.get("forward"))]
+    for name in spec.differentiable:
+        label = quantity_label(name)
+        out.append(compare_arrays(oracle, label, grads[name], evaluation.grads[name], k, evaluation.dtype,
+                                  m.get(label)))
+    return out
+
+
+def pytorch_oracle(spec: OpSpec, impl: Implementation, case: Case, evaluation: Evaluation) -> list[Comparison]:
+    y, grads = torch_outputs(spec, case)
+    return _compare_outputs("pytorch", spec, case, evaluation, y, grads)
+
+
+def reference_oracle(spec: OpSpec, impl: Implementation, case: Case, evaluation: Evaluation) -> list[Comparison]:
+    if impl is spec.reference or impl == spec.reference:
+        return []
+    hyper = spec.hyper(case.config)
+    arrays = ordered_arrays(spec, case.arrays)
+    y = spec.reference.forward(*arrays, **hyper)
+    grads = as_grad_dict(spec, spec.reference.backward(case.dy, *arrays, **hyper))
+    return _compare_outputs("reference", spec, case, evaluation, y, grads)
+
+
+def kink_reason(spec: OpSpec, case: Case) -> str:
+    """A sentence if the case lies closer to a non-differentiable point than the stencil reaches."""
+    if spec.kink_distance is None:
+        return ""
+    distance = spec.kink_distance(case.config, case.arrays)
+    reach = 8 * finite_diff.tolerance.FD_STEP  # two values, each moved by up to 4h
+    if distance < reach:
+        return (f"the input lies {distance:.1e} from a non-differentiable point ({spec.nondifferentiable}), "
+                f"closer than the stencil's reach {reach:.1e}")
+    return ""
+
+
+def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
+                             evaluation: Evaluation) -> list[Comparison]:
+    rng = np.random.default_rng(case.seed ^ 0x5EED)
+    reason = kink_reason(spec, case)
+    out = []
+    for name in spec.differentiable:
+        grad = evaluation.grads[name]
+        v = finite_diff.direction_for(grad, rng)
+        out.append(finite_diff.check_argument(evaluation.forward, case.arrays, name, grad, case.dy, evaluation.y,
+                                              v, spec.reduction_length(case.config), reason))
+    return out
+
+
+#: name -> oracle; checks.runner runs them in this order
+ORACLES: dict[str, Callable[[OpSpec, Implementation, Case, Evaluation], list[Comparison]]] = {
+    "pytorch": pytorch_oracle,
+    "reference": reference_oracle,
+    "finite differences": finite_difference_oracle,
+}

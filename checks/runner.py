@@ -1,0 +1,68 @@
+"""Run every applicable oracle on one case and turn failures into a report that names what went wrong."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import report
+from .calls import evaluate
+from .compare import FAIL, KINK, Comparison
+from .oracles import ORACLES, magnitudes
+from .spec import Case, Implementation, OpSpec
+
+
+class GradientCheckFailure(AssertionError):
+    """An oracle disagrees with the implementation; the message is the full report."""
+
+    def __init__(self, result: "CaseResult"):
+        self.result = result
+        super().__init__(report.failure_report(result))
+
+
+class NotDifferentiableHere(AssertionError):
+    """The case sits on a kink: finite differences cannot judge the gradient there (not a gradient mismatch)."""
+
+    def __init__(self, result: "CaseResult"):
+        self.result = result
+        super().__init__(report.kink_report(result))
+
+
+@dataclass
+class CaseResult:
+    spec: OpSpec
+    impl: Implementation
+    case: Case
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.verdict == FAIL]
+
+    @property
+    def kinks(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.verdict == KINK]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and not self.kinks
+
+    def raise_for_failures(self) -> "CaseResult":
+        if self.failures:
+            raise GradientCheckFailure(self)
+        if self.kinks:
+            raise NotDifferentiableHere(self)
+        return self
+
+
+def check_case(spec: OpSpec, impl: Implementation, case: Case, oracles=None) -> CaseResult:
+    """All oracles (or the named ones) on one case; the implementation is evaluated once and shared."""
+    evaluation = evaluate(spec, impl, case)
+    evaluation.magnitudes = magnitudes(spec, case)
+    result = CaseResult(spec, impl, case)
+    for name, oracle in ORACLES.items():
+        if oracles is None or name in oracles:
+            result.comparisons.extend(oracle(spec, impl, case, evaluation))
+    return result
+
+
+def assert_case(spec: OpSpec, impl: Implementation, case: Case, oracles=None) -> CaseResult:
+    return check_case(spec, impl, case, oracles).raise_for_failures()

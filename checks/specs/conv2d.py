@@ -1,0 +1,85 @@
+"""Convolution: cross-correlation ("conv2d", what frameworks call conv) and true convolution ("convolve2d")."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from hypothesis import strategies as st
+
+from reference import conv2d as ref
+from ..spec import Formula, Implementation, OpSpec
+from ..strategies import expand_pairs, normal, out_size, pick, window_axis
+
+ALIASES = {"stride": ("sh", "sw"), "padding": ("ph", "pw"), "dilation": ("dh", "dw"), "kernel": ("kh", "kw"),
+           "remainder": ("rh", "rw")}
+
+
+@st.composite
+def conv_configs(draw, **fixed):
+    """N, C_in, C_out, H, W, kh, kw and per-axis stride/padding/dilation. Fixable by name (``C_in=1``) or by the
+    aliases ``stride``, ``padding``, ``dilation``, ``kernel``, ``remainder`` (both axes at once)."""
+    fixed = expand_pairs(fixed, ALIASES)
+    config = {"N": draw(pick(fixed, "N", st.integers(1, 2))),
+              "C_in": draw(pick(fixed, "C_in", st.integers(1, 3))),
+              "C_out": draw(pick(fixed, "C_out", st.integers(1, 3)))}
+    config.update(draw(window_axis(fixed, "h")))
+    config.update(draw(window_axis(fixed, "w")))
+    return config
+
+
+def hyper(c):
+    return {"stride": (c["sh"], c["sw"]), "padding": (c["ph"], c["pw"]), "dilation": (c["dh"], c["dw"])}
+
+
+def output_shape(c):
+    return (c["N"], c["C_out"], out_size(c["H"], c["kh"], c["sh"], c["ph"], c["dh"]),
+            out_size(c["W"], c["kw"], c["sw"], c["pw"], c["dw"]))
+
+
+def make_arrays(c, rng):
+    return {"x": normal(rng, (c["N"], c["C_in"], c["H"], c["W"])),
+            "w": normal(rng, (c["C_out"], c["C_in"], c["kh"], c["kw"])),
+            "b": normal(rng, (c["C_out"],))}
+
+
+def reduction_length(c):
+    _, _, Ho, Wo = output_shape(c)
+    return max(c["C_in"] * c["kh"] * c["kw"] + 1, c["N"] * Ho * Wo, c["C_out"] * c["kh"] * c["kw"])
+
+
+def _spec(name, prefix, torch_forward, description):
+    return OpSpec(
+        name=name, arg_names=("x", "w", "b"), configs=conv_configs, make_arrays=make_arrays,
+        output_shape=output_shape, hyper=hyper, torch_forward=torch_forward,
+        reference=Implementation.from_module(ref, prefix, f"reference.conv2d.{prefix}"),
+        reduction_length=reduction_length, linear_args=("x", "w", "b"), description=description)
+
+
+CONV2D = _spec("conv2d", "correlate2d", F.conv2d,
+               "2-D cross-correlation with bias, stride, zero padding and dilation (torch's conv2d)")
+CONVOLVE2D = _spec("convolve2d", "convolve2d",
+                   lambda x, w, b, **h: F.conv2d(x, w.flip(-2, -1), b, **h),
+                   "2-D true convolution (kernel flipped in the forward pass) with bias, stride, padding, dilation")
+SPECS = [CONV2D, CONVOLVE2D]
+
+PLAIN = {"stride": 1, "padding": 0, "dilation": 1}
+ONE_CHANNEL = {"N": 1, "C_in": 1, "C_out": 1, **PLAIN}
+FORMULAS = [
+    Formula("conv forward, one channel", "y_ij = sum_s sum_t w_st x_(i+s)(j+t) + b", "000, 002", "conv2d",
+            ("forward",), ONE_CHANNEL),
+    Formula("conv forward, many channels", "y^k_ij = sum_c sum_s sum_t w^kc_st x^c_(i+s)(j+t) + b^k", "002",
+            "conv2d", ("forward",), PLAIN),
+    Formula("conv dE/dw", "dE/dw^kc_st = sum_n sum_i sum_j delta^k_ij x^c_(i+s)(j+t)", "000, 002", "conv2d",
+            ("w",), PLAIN),
+    Formula("conv dE/db", "dE/db^k = sum_n sum_i sum_j delta^k_ij (independent of c)", "000, 002", "conv2d",
+            ("b",), PLAIN),
+    Formula("conv dE/dx, full correlation with rot180(w)",
+            "dE/dx^c_ij = sum_k sum_s sum_t delta^k_(i-s)(j-t) w^kc_st, out-of-range delta = 0", "000, 002",
+            "conv2d", ("x",), PLAIN),
+    Formula("conv with stride and zero padding", "y_ij = sum w_ab xp_(is+a)(js+b) + b; trailing rows get 0",
+            "004", "conv2d", ("forward", "x", "w", "b"), {"dilation": 1}),
+    Formula("conv with dilation", "y_ij = sum w_st xp_(iS+sD)(jS+tD) + b", "torch convention", "conv2d",
+            ("forward", "x", "w", "b"), {}),
+    Formula("true convolution forward", "x_ij = sum_a sum_b w_ab y_(is-a)(js-b) + b", "004", "convolve2d",
+            ("forward",), {}),
+    Formula("true convolution backward", "dE/dy_ij = sum delta_i'j' w_(i's-i)(j's-j); dE/dw_ab likewise",
+            "004", "convolve2d", ("x", "w", "b"), {}),
+]

@@ -1,0 +1,81 @@
+"""Small composable Hypothesis strategies for layer configurations and inputs.
+
+Every strategy here is valid by construction (no ``filter``/``assume``): sizes are derived from the quantities that
+must be consistent, so Hypothesis never discards examples, and it shrinks towards the smallest values first
+(batch 1, one channel, kernel 1, stride 1, no padding, no dilation, the smallest output).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+from hypothesis import strategies as st
+
+from . import tolerance
+
+
+def pick(fixed: Mapping[str, Any], key: str, default: st.SearchStrategy) -> st.SearchStrategy:
+    """The strategy for one field: a fixed value (st.just), a caller's strategy, or the default."""
+    if key not in fixed or fixed[key] is None:
+        return default
+    value = fixed[key]
+    return value if isinstance(value, st.SearchStrategy) else st.just(value)
+
+
+def expand_pairs(fixed: Mapping[str, Any], pairs: Mapping[str, tuple[str, str]]) -> dict:
+    """Let ``stride=2`` stand for ``sh=2, sw=2`` (and so on for each alias in ``pairs``)."""
+    out = dict(fixed)
+    for alias, (first, second) in pairs.items():
+        if alias in out:
+            value = out.pop(alias)
+            out.setdefault(first, value)
+            out.setdefault(second, value)
+    return out
+
+
+@st.composite
+def window_axis(draw, fixed: Mapping[str, Any], axis: str, *, max_kernel=4, max_stride=3, max_dilation=2,
+                max_out=4, padding_rule="half_effective_kernel"):
+    """One spatial axis of a sliding-window layer: kernel k, stride s, dilation d, padding p, input size n.
+
+    n = (out - 1) s + d (k - 1) + 1 - 2 p + r with r in [0, s - 1]: r > 0 is the case where (n + 2p - d(k-1) - 1)
+    is not divisible by s, so that trailing rows no window reaches exist and must get zero gradient.
+    padding_rule "half_effective_kernel" keeps p <= d (k - 1) // 2 (so n >= 1, as torch's conv allows);
+    "half_kernel" keeps p <= k // 2 (torch's pooling rule).
+    Field names are suffixed by axis ("h" or "w"): kh, sh, dh, ph, Hout.
+    """
+    k = draw(pick(fixed, f"k{axis}", st.integers(1, max_kernel)))
+    s = draw(pick(fixed, f"s{axis}", st.integers(1, max_stride)))
+    d = draw(pick(fixed, f"d{axis}", st.integers(1, max_dilation)))
+    limit = d * (k - 1) // 2 if padding_rule == "half_effective_kernel" else k // 2
+    p = draw(pick(fixed, f"p{axis}", st.integers(0, limit)))
+    out = draw(pick(fixed, f"{axis.upper()}out", st.integers(1, max_out)))
+    r = draw(pick(fixed, f"r{axis}", st.integers(0, s - 1)))
+    n = (out - 1) * s + d * (k - 1) + 1 - 2 * p + r
+    if n < 1:  # only reachable when a caller fixes padding beyond the rule; grow the output instead
+        n = 1
+    return {f"k{axis}": k, f"s{axis}": s, f"d{axis}": d, f"p{axis}": p, axis.upper(): n}
+
+
+def out_size(n: int, k: int, s: int, p: int, d: int = 1) -> int:
+    """Number of window positions along one axis: floor((n + 2p - d(k-1) - 1) / s) + 1."""
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def normal(rng: np.random.Generator, shape, scale: float = 1.0) -> np.ndarray:
+    return scale * rng.standard_normal(shape)
+
+
+def away_from_zero(rng: np.random.Generator, shape, margin: float = tolerance.MARGIN, scale: float = 1.0):
+    """Values with |x| >= margin (for ReLU-like kinks at 0): sign times (margin + |normal|)."""
+    magnitude = margin + scale * np.abs(rng.standard_normal(shape))
+    return rng.choice([-1.0, 1.0], size=shape) * magnitude
+
+
+def distinct_values(rng: np.random.Generator, shape, gap: float = 2 * tolerance.MARGIN, scale: float = 1.0):
+    """Values that differ pairwise by at least ``gap`` (no ties anywhere, e.g. inside pooling windows):
+    a random permutation of an evenly spaced grid, shifted by one common random offset."""
+    count = int(np.prod(shape, dtype=np.int64))
+    step = max(gap, 2 * scale / max(count, 1))
+    grid = (np.arange(count) - (count - 1) / 2) * step
+    return (rng.permutation(grid) + rng.uniform(-step / 4, step / 4)).reshape(shape)

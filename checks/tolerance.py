@@ -1,0 +1,89 @@
+"""The tolerance policy: every number the harness compares against is derived here, and only here.
+
+Each oracle produces an estimate E of a quantity that the implementation under test reports as G. A comparison
+passes when |G - E| <= tol, with tol built from the precision of the arithmetic and, for finite differences, the
+step. All checks run in float64 (eps = 2.2e-16) unless a plug-in computes in a lower precision; then that dtype's
+eps enters the same formulas.
+
+1. Two exact computations of the same quantity (PyTorch autograd, the loop reference, the implementation):
+   the only disagreement is rounding, bounded by the length K of the longest reduction (sum) that produced an
+   element (Higham, "Accuracy and Stability of Numerical Algorithms", sec. 3.1: |fl(sum) - sum| <= K eps sum|terms|).
+
+       tol = ROUNDING_SAFETY * eps * K * scale,      scale = max(max|E|, max|G|, max|M|, tiny)
+
+   M is the magnitude of the summed terms: the same op evaluated on |inputs| with upstream gradient |dy| (exact
+   for multilinear ops such as convolution, the dense layer and pooling; an estimate of the terms' size for the
+   others). It keeps a sum that cancels (a bias gradient of 0.004 made of terms of size 1) from a false alarm.
+   Norm-wise (infinity norm) rather than element-wise, for the same reason. With K <= 10^3 in generated cases this is <= 1e-11 in float64: a relative error of 1e-6 fails.
+
+2. Finite differences along a direction v (``checks.finite_diff``). With step h, central differences at h, 2h, 4h
+   are combined by Richardson extrapolation into an O(h^6) estimate D6; the O(h^4) estimate D4 is kept beside it:
+
+       tol = FD_SAFETY * (|D4 - D6| + rounding) + FD_RESOLUTION * scale
+       rounding = sum|stencil weights| * eps * K * sum_i |dy_i| |y_i|      (the forward's rounding, amplified by 1/h)
+       scale    = max(sum_i |g_i v_i|, |D6|)                               (no cancellation in the scale)
+
+   |D4 - D6| estimates the truncation error from the data (it bounds D6's error whenever the table is in its
+   asymptotic regime). FD_RESOLUTION is the oracle's claimed resolution: 1e-8 relative, a hundred times below the
+   1e-6 errors we must catch and above what finite differences can promise for a non-linear function when the
+   Richardson table is not yet asymptotic (for a 2-point difference the best possible is ~eps^(2/3) ~ 4e-11).
+   Errors below 1e-8 are the adjoint oracle's job.
+
+3. Adjoint (dot-product) test for arguments that enter linearly: <A u, v> = <u, A^T v> holds exactly, so only
+   rounding separates the two sides:
+
+       |<A u, v> - <u, A^T v>| <= ADJOINT_RTOL * (|A u|_2 |v|_2 + |u|_2 |A^T v|_2),   ADJOINT_RTOL = 1e-12
+
+   The Cauchy-Schwarz scale on the right makes this independent of cancellation in the inner products.
+
+4. Distance from non-differentiable points: generated inputs keep MARGIN from ReLU's zero and from ties in
+   pooling windows; the finite-difference stencil reaches at most 4 h |v|_inf = 4e-3 < MARGIN / 2.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: multiplies eps * K for two exact computations that sum in different orders
+ROUNDING_SAFETY = 8.0
+#: multiplies the finite-difference error estimate (truncation + rounding)
+FD_SAFETY = 10.0
+#: relative resolution claimed by the finite-difference oracle
+FD_RESOLUTION = 1e-8
+#: finite-difference step, in the units of the data (generated inputs are O(1); large-magnitude cases such as
+#: logits in the hundreds keep their gaps and margins in the same units, and the rounding term grows with |y|)
+FD_STEP = 1e-3
+#: relative discrepancy allowed by the adjoint (dot-product) test in float64
+ADJOINT_RTOL = 1e-12
+#: distance kept by generated inputs from non-differentiable points (data units); the stencil reaches 4 * FD_STEP
+MARGIN = 1e-2
+#: a one-sided difference jump above this (relative) marks a kink rather than a gradient mismatch
+KINK_JUMP = 1e-6
+
+TINY = np.finfo(np.float64).tiny
+
+
+def eps_of(dtype) -> float:
+    """Unit roundoff of a floating dtype (numpy or torch dtype names are accepted)."""
+    name = str(dtype).replace("torch.", "")
+    table = {"float64": 2.0**-52, "float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7}
+    if name not in table:
+        raise ValueError(f"no rounding model for dtype {dtype!r}")
+    return table[name]
+
+
+def rounding_tolerance(expected: np.ndarray, got: np.ndarray, reduction_length: int, dtype="float64",
+                       magnitude=None) -> float:
+    """Policy 1: the bound on |got - expected| for two exact computations (norm-wise, infinity norm)."""
+    scale = max(float(np.max(np.abs(expected), initial=0.0)), float(np.max(np.abs(got), initial=0.0)),
+                float(np.max(np.abs(magnitude), initial=0.0)) if magnitude is not None else 0.0, TINY)
+    return ROUNDING_SAFETY * eps_of(dtype) * max(int(reduction_length), 1) * scale
+
+
+def fd_tolerance(truncation: float, rounding: float, scale: float) -> float:
+    """Policy 2: the bound on |analytic - finite difference| along one direction."""
+    return FD_SAFETY * (truncation + rounding) + FD_RESOLUTION * scale
+
+
+def adjoint_tolerance(cauchy_schwarz_scale: float) -> float:
+    """Policy 3: the bound on |<Au, v> - <u, A^T v>|."""
+    return ADJOINT_RTOL * cauchy_schwarz_scale

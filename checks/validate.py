@@ -1,0 +1,109 @@
+"""The main job: validate every formula of the derivations against the oracles and print one table row per formula.
+
+    python -m checks.validate [--profile ci|default|thorough] [--only SUBSTRING]
+
+Each row runs the formula's op (its loop-based reference) on Hypothesis-generated configurations restricted as the
+formula states, and records, over the quantities the formula is about, which oracles agreed, how many examples ran,
+and the worst relative error seen. Exit status 1 if any formula fails.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+
+from hypothesis import settings as hyp_settings
+
+from . import profiles
+from .property import check_op
+from .registry import all_formulas, get_spec
+from .runner import GradientCheckFailure, NotDifferentiableHere
+from .spec import Formula, quantity_label
+
+VALIDATED, FAILED, KINKED = "validated", "FAILED", "kink"
+
+
+@dataclass
+class Row:
+    formula: Formula
+    examples: int = 0
+    oracles: dict[str, bool] = field(default_factory=dict)  # oracle -> every comparison passed
+    worst_relative: float = 0.0
+    worst_oracle: str = ""
+    verdict: str = VALIDATED
+    detail: str = ""
+    seconds: float = 0.0
+
+    @property
+    def validated_by(self) -> list[str]:
+        return [name for name, ok in self.oracles.items() if ok]
+
+
+def validate_formula(formula: Formula, settings=None) -> Row:
+    spec = get_spec(formula.op)
+    wanted = {quantity_label(q) for q in formula.quantities}
+    row = Row(formula)
+    started = time.perf_counter()
+
+    def record(result) -> None:
+        row.examples += 1
+        for c in result.comparisons:
+            if c.quantity not in wanted:
+                continue
+            row.oracles[c.oracle] = row.oracles.get(c.oracle, True) and c.passed
+            if c.passed and c.relative > row.worst_relative:
+                row.worst_relative, row.worst_oracle = c.relative, c.oracle
+
+    try:
+        check_op(spec, spec.reference, fixed=formula.fixed, settings=settings, on_case=record)
+    except GradientCheckFailure as failure:
+        row.verdict, row.detail = FAILED, str(failure)
+    except NotDifferentiableHere as kink:
+        row.verdict, row.detail = KINKED, str(kink)
+    row.seconds = time.perf_counter() - started
+    return row
+
+
+def format_table(rows: list[Row]) -> str:
+    headers = ["formula", "source", "oracles", "examples", "worst rel. error", "verdict"]
+    cells = [[r.formula.name, r.formula.source, ", ".join(r.validated_by) or "-", str(r.examples),
+              f"{r.worst_relative:.1e} ({r.worst_oracle})" if r.worst_oracle else "0", r.verdict] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    line = lambda values: "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"  # noqa: E731
+    out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(c) for c in cells]
+    return "\n".join(out)
+
+
+#: extra sections of the main job's output (errata, whole-network checks...): callables (rows, args) -> str
+SECTIONS: list = []
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default=None, help="Hypothesis profile (default: $HYPOTHESIS_PROFILE, "
+                                                          "'ci' when CI is set, else 'default')")
+    parser.add_argument("--only", default=None, help="validate only formulas whose name contains this text")
+    args = parser.parse_args(argv)
+    name = profiles.load() if args.profile is None else (hyp_settings.load_profile(args.profile) or args.profile)
+    formulas = [f for f in all_formulas() if args.only is None or args.only in f.name]
+    print(f"Validating {len(formulas)} formulas of the derivations (hypothesis profile: {name})\n", flush=True)
+    rows = []
+    for formula in formulas:
+        rows.append(validate_formula(formula))
+    print(format_table(rows))
+    for row in rows:
+        if row.verdict != VALIDATED:
+            print(f"\n{row.formula.name}: {row.verdict}\n{row.detail}")
+    for section in SECTIONS:
+        text = section(rows, args)
+        if text:
+            print("\n" + text)
+    failed = [r for r in rows if r.verdict != VALIDATED]
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} formulas validated")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
