@@ -91,7 +91,7 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
                           note=f"kink: {why}; this point is not differentiable, so no gradient verdict is given")
     verdict = PASS if err <= tol else FAIL
     return Comparison("finite differences", quantity, verdict, err, err / scale, tol, None, d6, claimed,
-                      note=f"directional derivative <d{quantity}, v> (h={h:.1e}, truncation estimate "
+                      note=f"directional derivative <{quantity}, v> (h={h:.1e}, truncation estimate "
                            f"{truncation:.1e})")
 
 
