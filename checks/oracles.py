@@ -6,6 +6,8 @@ backward are evaluated once per case (``Evaluation``) and shared by every oracle
 - "reference":          the loop-based reference of the spec (only when the implementation is not the reference).
 - "finite differences": directional central differences of the implementation's own forward, one direction per
                         differentiable argument (tolerance policy 2).
+- "adjoint":            <A u, v> = <u, A^T v> for the arguments the op is (piecewise) linear in (``checks.adjoint``,
+                        tolerance policy 3).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from . import finite_diff
+from .adjoint import adjoint_oracle
 from .compare import Comparison, compare_arrays
 from .spec import Case, Implementation, OpSpec, as_grad_dict, ordered_arrays, quantity_label
 
@@ -110,4 +113,5 @@ ORACLES: dict[str, Callable[[OpSpec, Implementation, Case, Evaluation], list[Com
     "pytorch": pytorch_oracle,
     "reference": reference_oracle,
     "finite differences": finite_difference_oracle,
+    "adjoint": adjoint_oracle,
 }
