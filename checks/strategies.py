@@ -79,3 +79,29 @@ def distinct_values(rng: np.random.Generator, shape, gap: float = 2 * tolerance.
     step = max(gap, 2 * scale / max(count, 1))
     grid = (np.arange(count) - (count - 1) / 2) * step
     return (rng.permutation(grid) + rng.uniform(-step / 4, step / 4)).reshape(shape)
+
+
+@st.composite
+def stride_relative_to_kernel(draw, fixed: Mapping[str, Any], axis: str, relation: str, *, max_kernel=3,
+                              max_stride=3) -> dict:
+    """Kernel and stride of one axis related as ``relation``: "equal" (s = k, non-overlapping windows),
+    "smaller" (s < k, overlapping windows) or "larger" (s > k, cells no window reads). Returns
+    {"k<axis>": k, "s<axis>": s} to merge into the fixed fields of ``window_axis``."""
+    low = 2 if relation == "smaller" else 1
+    k = draw(pick(fixed, f"k{axis}", st.integers(low, max(max_kernel, low))))
+    if relation == "equal":
+        s = k
+    elif relation == "smaller":
+        s = draw(st.integers(1, k - 1))
+    elif relation == "larger":
+        s = draw(st.integers(k + 1, max(max_stride, k + 1)))
+    else:
+        raise ValueError(f"relation must be 'equal', 'smaller' or 'larger', not {relation!r}")
+    return {f"k{axis}": k, f"s{axis}": s}
+
+
+def probability_rows(rng: np.random.Generator, shape, floor: float = 1.0) -> np.ndarray:
+    """Rows (last axis) of positive numbers summing to 1, each at least 1 / ((1 + 1/floor) K): u / sum(u) with
+    u uniform in [floor, floor + 1]. Probabilities away from 0 keep ln y smooth within the stencil."""
+    u = rng.uniform(floor, floor + 1.0, size=shape)
+    return u / u.sum(axis=-1, keepdims=True)
