@@ -1,0 +1,167 @@
+"""Whole networks as ops: the arguments are the input, the targets and every parameter, the output is the loss.
+The standard oracles (PyTorch autograd of the same network, finite differences of the reference's forward) and the
+formula table then apply to the networks as they do to single layers.
+
+- "toolbox_cnn": DeepLearnToolbox's i-c-s-c-s-o network, backward written as cnnbp (reference.network, seed 003).
+- "relu_cnn":    conv -> ReLU -> max pool -> dense -> softmax cross-entropy (000, 002, 004's order).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hypothesis import strategies as st
+
+from reference import network as ref
+from .. import tolerance
+from ..spec import Formula, Implementation, OpSpec
+from ..strategies import normal, pick
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# DeepLearnToolbox's network
+# ----------------------------------------------------------------------------------------------------------------
+
+@st.composite
+def toolbox_configs(draw, **fixed):
+    """Sizes built from the top down so that every subsampling scale divides its map (the toolbox's assertion):
+    output maps Oh x Ow of stage 2, conv 2's maps Oh*s2, stage 1's pooled maps + k2 - 1, conv 1's maps times s1."""
+    def field(name, low, high):
+        return draw(pick(fixed, name, st.integers(low, high)))
+
+    c = {"N": field("N", 1, 2), "C0": field("C0", 1, 2), "C1": field("C1", 1, 2), "C2": field("C2", 1, 2),
+         "k1": field("k1", 1, 3), "k2": field("k2", 1, 3), "s1": field("s1", 1, 2), "s2": field("s2", 1, 2),
+         "Oh": field("Oh", 1, 2), "Ow": field("Ow", 1, 2), "classes": field("classes", 1, 3)}
+    for axis in ("h", "w"):
+        pooled_1 = c[f"O{axis}"] * c["s2"] + c["k2"] - 1
+        c[axis.upper()] = pooled_1 * c["s1"] + c["k1"] - 1
+    return c
+
+
+def toolbox_arrays(c, rng):
+    fvnum = c["C2"] * c["Oh"] * c["Ow"]
+    return {"x": normal(rng, (c["N"], c["C0"], c["H"], c["W"])),
+            "y": rng.uniform(0.0, 1.0, (c["N"], c["classes"])),
+            "k1": normal(rng, (c["C1"], c["C0"], c["k1"], c["k1"]), 0.5), "b1": normal(rng, (c["C1"],), 0.5),
+            "k2": normal(rng, (c["C2"], c["C1"], c["k2"], c["k2"]), 0.5), "b2": normal(rng, (c["C2"],), 0.5),
+            "W": normal(rng, (fvnum, c["classes"])), "bo": normal(rng, (c["classes"],))}
+
+
+def toolbox_torch(x, y, k1, b1, k2, b2, W, bo, scales=(2, 2)):
+    """The same network in torch: true convolution is conv2d with the kernel flipped; subsampling is avg_pool2d."""
+    a = x
+    for k, b, scale in ((k1, b1, scales[0]), (k2, b2, scales[1])):
+        a = F.avg_pool2d(torch.sigmoid(F.conv2d(a, k.flip(-2, -1), b)), scale)
+    o = torch.sigmoid(a.reshape(x.shape[0], -1) @ W + bo)
+    return 0.5 * ((o - y) ** 2).sum() / x.shape[0]
+
+
+def toolbox_reduction_length(c):
+    """The composition's rounding grows with the sum of its layers' longest reductions (a bound, not an estimate)."""
+    conv1 = (c["H"] - c["k1"] + 1) * (c["W"] - c["k1"] + 1)
+    conv2 = (c["Oh"] * c["s2"]) * (c["Ow"] * c["s2"])
+    fvnum = c["C2"] * c["Oh"] * c["Ow"]
+    return (c["C0"] * c["k1"] ** 2 + 1 + c["C1"] * c["k2"] ** 2 + 1 + c["s1"] ** 2 + c["s2"] ** 2 + fvnum + 1
+            + c["N"] * c["classes"] + c["N"] * (conv1 + conv2) + c["C1"] * c["k1"] ** 2 + c["C2"] * c["k2"] ** 2)
+
+
+TOOLBOX_CNN = OpSpec(
+    name="toolbox_cnn", arg_names=("x", "y", "k1", "b1", "k2", "b2", "W", "bo"), configs=toolbox_configs,
+    make_arrays=toolbox_arrays, output_shape=lambda c: (), hyper=lambda c: {"scales": (c["s1"], c["s2"])},
+    torch_forward=toolbox_torch,
+    reference=Implementation("reference.network.toolbox_cnn (cnnbp)", ref.toolbox_cnn_forward,
+                             ref.toolbox_cnn_backward),
+    reduction_length=toolbox_reduction_length, grad_args=("x", "k1", "b1", "k2", "b2", "W", "bo"),
+    description="DeepLearnToolbox's CNN (sigmoid conv, mean subsampling, sigmoid output, 1/2 sum e^2 / batch)")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# conv -> ReLU -> max pool -> dense -> softmax cross-entropy
+# ----------------------------------------------------------------------------------------------------------------
+
+@st.composite
+def relu_configs(draw, **fixed):
+    def field(name, low, high):
+        return draw(pick(fixed, name, st.integers(low, high)))
+
+    c = {"N": field("N", 1, 2), "C0": field("C0", 1, 2), "C1": field("C1", 1, 2), "k": field("k", 1, 3),
+         "pool": field("pool", 1, 2), "Oh": field("Oh", 1, 2), "Ow": field("Ow", 1, 2),
+         "classes": field("classes", 2, 3)}
+    c["H"] = c["Oh"] * c["pool"] + c["k"] - 1
+    c["W"] = c["Ow"] * c["pool"] + c["k"] - 1
+    return c
+
+
+def relu_kink_distance(c, arrays) -> float:
+    """How far (in units of the finite-difference step along a direction with |v|_inf <= 1) the input is from a
+    kink: the smallest |pre-activation| and half the smallest gap between the two largest positive values of a
+    pooling window, divided by how fast those move: |dz| <= t sum|k_j| (moving x), t max window sum|x| (moving k),
+    t (moving b). W, bo and y do not move them."""
+    x, k, b = arrays["x"], arrays["k"], arrays["b"]
+    z, a, *_ = ref.relu_cnn_layers(x, k, b, arrays["W"], arrays["bo"], c["pool"])
+    closest = float(np.min(np.abs(z)))
+    p = c["pool"]
+    n, ch, h, w = a.shape
+    for q in range(n):
+        for j in range(ch):
+            for i in range(0, h, p):
+                for l in range(0, w, p):
+                    window = np.sort(a[q, j, i:i + p, l:l + p].reshape(-1))[::-1]
+                    if window.size > 1 and window[0] > 0:
+                        closest = min(closest, (window[0] - window[1]) / 2)
+    rate_x = float(np.max(np.sum(np.abs(k), axis=(1, 2, 3))))
+    rate_k = float(np.max(np.abs(ref.correlate2d_forward(np.abs(x), np.ones((1,) + k.shape[1:]), np.zeros(1)))))
+    return closest / max(rate_x, rate_k, 1.0)
+
+
+def relu_arrays(c, rng):
+    """Redraw (from the same generator, so reproducibly) until no ReLU input or max-pool tie lies within MARGIN
+    (scaled as relu_kink_distance measures it). Large input and kernel scales make this likely: the distance
+    grows with them while the data's density near a kink falls."""
+    fvnum = c["C1"] * c["Oh"] * c["Ow"]
+    for _ in range(1000):
+        arrays = {"x": normal(rng, (c["N"], c["C0"], c["H"], c["W"]), 2.0),
+                  "y": rng.dirichlet(np.ones(c["classes"]), c["N"]),
+                  "k": normal(rng, (c["C1"], c["C0"], c["k"], c["k"]), 2.0), "b": normal(rng, (c["C1"],)),
+                  "W": normal(rng, (fvnum, c["classes"]), 0.1), "bo": normal(rng, (c["classes"],))}
+        if relu_kink_distance(c, arrays) >= tolerance.MARGIN:
+            return arrays
+    raise RuntimeError(f"relu_cnn: no input away from kinks found for {c}")
+
+
+def relu_torch(x, y, k, b, W, bo, pool=2):
+    p = F.max_pool2d(torch.relu(F.conv2d(x, k, b)), pool)
+    logits = p.reshape(x.shape[0], -1) @ W + bo
+    return -(y * torch.log_softmax(logits, dim=1)).sum()
+
+
+def relu_reduction_length(c):
+    conv = (c["H"] - c["k"] + 1) * (c["W"] - c["k"] + 1)
+    fvnum = c["C1"] * c["Oh"] * c["Ow"]
+    return (c["C0"] * c["k"] ** 2 + 1 + fvnum + 1 + 2 * c["classes"] + c["N"] * (conv + c["classes"])
+            + c["C1"] * c["k"] ** 2)
+
+
+RELU_CNN = OpSpec(
+    name="relu_cnn", arg_names=("x", "y", "k", "b", "W", "bo"), configs=relu_configs, make_arrays=relu_arrays,
+    output_shape=lambda c: (), hyper=lambda c: {"pool": c["pool"]}, torch_forward=relu_torch,
+    reference=Implementation.from_module(ref, "relu_cnn", "reference.network.relu_cnn"),
+    reduction_length=relu_reduction_length, grad_args=("x", "k", "b", "W", "bo"),
+    kink_distance=relu_kink_distance,
+    nondifferentiable="ReLU at 0 and ties between the largest values of a max-pooling window",
+    description="conv -> ReLU -> max pool -> dense -> softmax cross-entropy")
+
+SPECS = [TOOLBOX_CNN, RELU_CNN]
+
+FORMULAS = [
+    Formula("cnnbp: dffW = od fv' / batch, dffb = mean(od), od = e .* o(1-o)", "L = 1/2 sum e^2 / batch",
+            "003", "toolbox_cnn", ("forward", "W", "bo")),
+    Formula("cnnbp: dk = convn(flipall(a), d, 'valid') / batch, db = sum(d) / batch; "
+            "d = a(1-a) .* expand(d_s, scale) / scale^2",
+            "d_s below conv = sum_j convn(d_j, rot180(k_ij), 'full')", "003", "toolbox_cnn", ("k1", "b1", "k2", "b2")),
+    Formula("cnnbp's rules carried down to the input", "dL/dx = sum_j convn(d_j, rot180(k_ij), 'full') / batch",
+            "003", "toolbox_cnn", ("x",)),
+    Formula("conv -> ReLU -> max pool -> dense -> softmax CE, chained layer backwards",
+            "dE/dz = relu'(z) .* maxpool^T(W' (softmax(z) - t))", "000, 002, 004", "relu_cnn",
+            ("forward", "x", "k", "b", "W", "bo")),
+]
