@@ -1,0 +1,465 @@
+"""Diagnosis of a failed check: which common backprop mistake turns the true result into the wrong one.
+
+The catalogue is data. Each ``Mistake`` yields candidate arrays: what the result would be if the implementation had
+made that mistake (the true gradient rotated, shifted, scaled; or the reference recomputed with a wrong upstream
+gradient, a wrong stride, a masked batch...). A mistake *fits* when the got array equals a candidate within the
+rounding tolerance of the policy (checks.tolerance, policy 1): the same bound that two exact computations of one
+quantity must meet. The diagnosis names the first fitting entry (exact fits before fits that need a constant), or
+says that none fits.
+
+Extending it: a spec module in checks/specs/ may define ``MISTAKES`` (a list of Mistake, with ``ops`` set to its op
+names); ``register`` adds one at run time. Candidates that raise (a recomputation the configuration does not allow)
+or whose shape differs are skipped.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from . import tolerance
+from .spec import Case, OpSpec, as_grad_dict, ordered_arrays, quantity_label
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What a mistake sees
+# ----------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Context:
+    """One wrong quantity of one case: the true array, the got array, and how to recompute the op's reference
+    under a changed upstream gradient, changed inputs or changed hyperparameters."""
+
+    spec: OpSpec
+    case: Case
+    quantity: str                 # "forward", "dx", "dw", ...
+    expected: np.ndarray
+    got: np.ndarray
+    magnitude: np.ndarray | None = None
+
+    @property
+    def arg(self) -> str | None:
+        """The argument whose gradient this is ("x" for "dx"), None for the forward."""
+        return None if self.quantity == "forward" else self.quantity[1:]
+
+    @property
+    def hyper(self) -> dict:
+        return self.spec.hyper(self.case.config)
+
+    def recompute(self, dy=None, arrays: Mapping[str, np.ndarray] | None = None,
+                  hyper: Mapping[str, Any] | None = None) -> np.ndarray | None:
+        """This quantity from the spec's reference with some ingredients replaced; None if that raises."""
+        changed = dict(self.case.arrays)
+        changed.update(arrays or {})
+        h = self.hyper
+        h.update(hyper or {})
+        ordered = ordered_arrays(self.spec, changed)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                if self.quantity == "forward":
+                    out = self.spec.reference.forward(*ordered, **h)
+                else:
+                    grads = as_grad_dict(self.spec, self.spec.reference.backward(
+                        self.case.dy if dy is None else dy, *ordered, **h))
+                    out = grads[self.arg]
+        except Exception:  # noqa: BLE001 -- a configuration this variant cannot run is simply not a candidate
+            return None
+        return np.asarray(out, dtype=np.float64)
+
+
+Candidate = tuple[str, np.ndarray]  # (what exactly was wrong, the array the mistake would produce)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A common backprop mistake as a transformation of the true result.
+
+    candidates: Context -> iterable of (detail, array). fit_scale: also fit got = c * candidate by least squares
+    (and report c). ops / quantities: where the entry applies (empty: everywhere; "grad" stands for every gradient).
+    """
+
+    name: str
+    explanation: str
+    candidates: Callable[[Context], Iterable[Candidate]]
+    ops: tuple[str, ...] = ()
+    quantities: tuple[str, ...] = ()
+    fit_scale: bool = False
+
+    def applies(self, ctx: Context) -> bool:
+        if self.ops and ctx.spec.name not in self.ops:
+            return False
+        if not self.quantities:
+            return True
+        return ctx.quantity in self.quantities or ("grad" in self.quantities and ctx.quantity != "forward")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Transformations
+# ----------------------------------------------------------------------------------------------------------------
+
+def _spatial_axes(a: np.ndarray) -> list[int]:
+    """The last two axes of an image or kernel, the last axis of a matrix or vector."""
+    return [a.ndim - 2, a.ndim - 1] if a.ndim >= 3 else ([a.ndim - 1] if a.ndim >= 1 else [])
+
+
+def _axis_name(a: np.ndarray, axis: int) -> str:
+    names = {4: "NCHW", 2: "rc"}.get(a.ndim)
+    return f"axis {names[axis]}" if names else f"axis {axis}"
+
+
+def shift(a: np.ndarray, axis: int, by: int) -> np.ndarray:
+    """a moved by ``by`` cells along ``axis``; cells moved in from outside are 0 (out[i] = a[i - by])."""
+    out = np.zeros_like(a)
+    src = [slice(None)] * a.ndim
+    dst = [slice(None)] * a.ndim
+    n = a.shape[axis]
+    if by >= 0:
+        src[axis], dst[axis] = slice(0, n - by), slice(by, n)
+    else:
+        src[axis], dst[axis] = slice(-by, n), slice(0, n + by)
+    out[tuple(dst)] = a[tuple(src)]
+    return out
+
+
+def _replace_hyper(value, new: int):
+    """A hyperparameter (int or per-axis tuple) with every axis set to ``new``, and each axis alone."""
+    if np.isscalar(value):
+        return [("", new)] if value != new else []
+    out = []
+    if any(v != new for v in value):
+        out.append(("", tuple(new for _ in value)))
+    if len(value) > 1:
+        for i, v in enumerate(value):
+            if v != new and sum(u != new for u in value) > 1:
+                out.append((f" along axis {'HW'[i] if len(value) == 2 else i}",
+                            tuple(new if j == i else u for j, u in enumerate(value))))
+    return out
+
+
+def _scaled(ctx: Context) -> Iterable[Candidate]:
+    yield "", ctx.expected
+
+
+def _upstream_dropped(ctx: Context) -> Iterable[Candidate]:
+    if ctx.case.dy.size:
+        yield "computed with dE/dy = 1 everywhere", ctx.recompute(dy=np.ones_like(ctx.case.dy))
+
+
+def _kernel_flip(ctx: Context) -> Iterable[Candidate]:
+    for name in ctx.spec.arg_names:
+        a = ctx.case.arrays[name]
+        if name.startswith("w") and a.ndim >= 3:
+            flipped = a[..., ::-1, ::-1].copy()
+            if name == ctx.arg:
+                yield f"d{name} is rot180 of the true d{name}", ctx.expected[..., ::-1, ::-1]
+            else:
+                yield f"computed with rot180({name}) in place of {name}", ctx.recompute(arrays={name: flipped})
+
+
+def _transposed(ctx: Context) -> Iterable[Candidate]:
+    e = ctx.expected
+    if e.ndim >= 2 and e.shape[-1] == e.shape[-2] and e.shape[-1] > 1:
+        yield "last two axes swapped", np.swapaxes(e, -1, -2)
+    if e.ndim == 4 and e.shape[0] == e.shape[1] and e.shape[0] > 1:
+        yield "first two axes swapped (channel layout)", np.swapaxes(e, 0, 1)
+
+
+def _hyper_misapplied(key: str, neutral: int) -> Callable[[Context], Iterable[Candidate]]:
+    def candidates(ctx: Context) -> Iterable[Candidate]:
+        value = ctx.hyper.get(key)
+        if value is None:
+            return
+        for where, new in _replace_hyper(value, neutral):
+            yield f"computed with {key} {new}{where} instead of {value}", ctx.recompute(hyper={key: new})
+    return candidates
+
+
+def _masked_dy(ctx: Context, axis: int, what: str) -> Iterable[Candidate]:
+    dy = ctx.case.dy
+    if dy.ndim <= axis or dy.shape[axis] < 2:
+        return
+    n = dy.shape[axis]
+    subsets = [((i,), f"{what} {i} only") for i in range(n)]
+    subsets += [(tuple(range(k)), f"{what}s 0..{k - 1} only") for k in range(2, n)]
+    subsets += [(tuple(i for i in range(n) if i != skip), f"all {what}s but {skip}") for skip in range(n)
+                if n > 2]
+    for keep, detail in subsets:
+        mask_shape = [1] * dy.ndim
+        mask_shape[axis] = n
+        mask = np.isin(np.arange(n), keep).reshape(mask_shape)
+        yield detail, ctx.recompute(dy=dy * mask)
+
+
+def _part_of_batch(ctx: Context) -> Iterable[Candidate]:
+    yield from _masked_dy(ctx, 0, "sample")
+
+
+def _part_of_channels(ctx: Context) -> Iterable[Candidate]:
+    yield from _masked_dy(ctx, 1, "output channel")
+
+
+def _one_cell_shift(ctx: Context) -> Iterable[Candidate]:
+    e = ctx.expected
+    for axis in _spatial_axes(e):
+        if e.shape[axis] < 2:
+            continue
+        for by in (1, -1):
+            yield f"shifted by {by:+d} along {_axis_name(e, axis)} (zero-filled)", shift(e, axis, by)
+            yield f"rolled by {by:+d} along {_axis_name(e, axis)} (wrapped around)", np.roll(e, by, axis)
+
+
+#: above this many upstream elements the per-element decomposition is too slow for a diagnosis
+OVERWRITE_LIMIT = 512
+
+
+def _overwritten(ctx: Context) -> Iterable[Candidate]:
+    """The backward is linear in dy: split it into one contribution per dy element; with '=' instead of '+=' the
+    contribution written last (dy's elements in C order, the usual loop order n, k, i, j) is all that remains."""
+    dy = ctx.case.dy
+    if dy.ndim == 0 or dy.size > OVERWRITE_LIMIT:
+        return
+    out = np.zeros_like(ctx.expected)
+    for index in np.ndindex(dy.shape):
+        one = np.zeros_like(dy)
+        one[index] = dy[index]
+        part = ctx.recompute(dy=one)
+        if part is None or part.shape != out.shape:
+            return
+        out = np.where(part != 0, part, out)
+    yield "each element holds only the last contribution written (loops over dy in order n, k, i, j)", out
+
+
+def _left_zero(ctx: Context) -> Iterable[Candidate]:
+    yield "all zeros", np.zeros_like(ctx.expected)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The catalogue
+# ----------------------------------------------------------------------------------------------------------------
+
+CATALOGUE: list[Mistake] = [
+    Mistake("gradient never written", "the result is all zeros", _left_zero),
+    Mistake("upstream gradient dropped", "the local derivative was returned without multiplying by dE/dy",
+            _upstream_dropped, quantities=("grad",)),
+    Mistake("kernel rotated by 180 degrees, or not rotated where it must be",
+            "cross-correlation flips the kernel going back, true convolution flips it going forward; the result "
+            "matches the other convention", _kernel_flip),
+    Mistake("transposed layout", "rows and columns (or channel axes) exchanged", _transposed),
+    Mistake("stride misapplied", "the windows were placed as if the stride were 1",
+            _hyper_misapplied("stride", 1)),
+    Mistake("padding misapplied", "the zero padding was ignored", _hyper_misapplied("padding", 0)),
+    Mistake("dilation misapplied", "the kernel taps were placed as if the dilation were 1",
+            _hyper_misapplied("dilation", 1)),
+    Mistake("only part of the batch summed", "a sum over the batch stopped early or used one sample",
+            _part_of_batch, quantities=("grad",)),
+    Mistake("only part of the channels summed", "a sum over the output channels stopped early or used one channel",
+            _part_of_channels, quantities=("grad",)),
+    Mistake("one-cell shift", "an off-by-one index (i+1, i-1) moved the whole result by one cell", _one_cell_shift),
+    Mistake("overwritten instead of accumulated", "'=' where '+=' was needed: overlapping contributions were lost",
+            _overwritten, quantities=("grad",)),
+    Mistake("scaled by a constant", "the right shape, times a constant (a stray 1/N, 2, window area, sign...)",
+            _scaled, fit_scale=True),
+]
+
+
+def register(mistake: Mistake) -> Mistake:
+    """Add an entry (before the catch-all constant scale, so that specific entries are tried first)."""
+    CATALOGUE.insert(len(CATALOGUE) - 1, mistake)
+    return mistake
+
+
+def catalogue_for(spec: OpSpec) -> list[Mistake]:
+    """The generic entries plus those the spec modules declare in MISTAKES (op-specific first)."""
+    from .registry import _modules
+
+    extra = [m for module in _modules() for m in getattr(module, "MISTAKES", ()) if not m.ops or spec.name in m.ops]
+    return extra + CATALOGUE
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Fitting
+# ----------------------------------------------------------------------------------------------------------------
+
+def named_constants(config: Mapping[str, Any]) -> dict[str, float]:
+    """Constants a stray factor is usually made of, named from the configuration (1/N, 2, window area...)."""
+    base = {"2": 2.0, "-1 (sign flipped)": -1.0}
+    ints = {k: v for k, v in config.items() if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 1}
+    base.update({k: float(v) for k, v in ints.items()})
+    if {"kh", "kw"} <= config.keys():
+        base["window area kh*kw"] = float(config["kh"] * config["kw"])
+    if "scale" in ints:
+        base["scale^2"] = float(ints["scale"] ** 2)
+    named = dict(base)
+    for name, value in base.items():
+        if value not in (-1.0,):
+            named[f"1/{name}"] = 1.0 / value
+            named[f"-{name}"] = -value
+    return named
+
+
+def name_constant(c: float, config: Mapping[str, Any]) -> str:
+    for name, value in named_constants(config).items():
+        if abs(c - value) <= 1e-9 * abs(value):
+            return name
+    return ""
+
+
+@dataclass
+class Fit:
+    mistake: Mistake
+    detail: str
+    scale: float
+    residual: float
+    tolerance: float
+    constant_name: str = ""
+
+    @property
+    def exact(self) -> bool:
+        return not self.mistake.fit_scale
+
+    def describe(self) -> str:
+        what = self.mistake.name
+        if self.mistake.fit_scale:
+            named = f" = {self.constant_name}" if self.constant_name else ""
+            what = f"scaled by a constant: got = {self.scale:.10g}{named} x expected (least squares)"
+        elif self.detail:
+            what = f"{what} ({self.detail})"
+        return f"{what}; residual {self.residual:.1e} <= tolerance {self.tolerance:.1e}"
+
+
+@dataclass
+class Diagnosis:
+    quantity: str
+    fits: list[Fit] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def mistake(self) -> str:
+        """The name of the entry that fits best, or "" when none does."""
+        return self.fits[0].mistake.name if self.fits else ""
+
+    def describe(self) -> str:
+        if not self.fits:
+            return f"diagnosis {self.quantity}: no catalogued mistake fits{'; ' + self.note if self.note else ''}"
+        best = self.fits[0]
+        line = f"diagnosis {self.quantity}: {best.describe()} -- {best.mistake.explanation}"
+        others = sorted({f.mistake.name for f in self.fits[1:]} - {best.mistake.name})
+        if others:
+            line += f"; also consistent with: {', '.join(others)}"
+        if self.note:
+            line += f"; {self.note}"
+        return line
+
+
+def _fit(mistake: Mistake, detail: str, candidate: np.ndarray, ctx: Context, k: int) -> Fit | None:
+    got, expected = ctx.got, ctx.expected
+    if candidate is None or candidate.shape != got.shape or not np.all(np.isfinite(candidate)):
+        return None
+    scale = 1.0
+    if mistake.fit_scale:
+        denominator = float(np.sum(candidate * candidate))
+        if denominator == 0.0:
+            return None
+        scale = float(np.sum(candidate * got)) / denominator
+    model = scale * candidate
+    magnitude = None if ctx.magnitude is None else abs(scale) * np.asarray(ctx.magnitude)
+    tol = tolerance.rounding_tolerance(model, got, k, "float64", magnitude)
+    # a candidate that equals the true result cannot explain a failure
+    if not mistake.fit_scale and np.max(np.abs(candidate - expected), initial=0.0) <= tol:
+        return None
+    residual = float(np.max(np.abs(got - model), initial=0.0))
+    if residual > tol:
+        return None
+    return Fit(mistake, detail, scale, residual, tol,
+               name_constant(scale, ctx.case.config) if mistake.fit_scale else "")
+
+
+def diagnose(ctx: Context, catalogue: list[Mistake] | None = None) -> Diagnosis:
+    """Every catalogue entry that fits ``ctx.got``; exact fits (in catalogue order) before constant-scale ones."""
+    diagnosis = Diagnosis(ctx.quantity)
+    if ctx.expected.shape != ctx.got.shape:
+        diagnosis.note = f"shape {ctx.got.shape} where {ctx.expected.shape} was expected"
+        return diagnosis
+    if not np.all(np.isfinite(ctx.got)):
+        diagnosis.note = "the result holds inf or nan"
+        return diagnosis
+    k = ctx.spec.reduction_length(ctx.case.config)
+    for mistake in catalogue if catalogue is not None else catalogue_for(ctx.spec):
+        if not mistake.applies(ctx):
+            continue
+        for detail, candidate in mistake.candidates(ctx):
+            found = _fit(mistake, detail, candidate, ctx, k)
+            if found is not None:
+                diagnosis.fits.append(found)
+                break
+    diagnosis.fits.sort(key=lambda f: not f.exact)
+    if ctx.got.size == 1 and diagnosis.fits:
+        diagnosis.note = "a single element: any constant fits, so a scale fit says little"
+    return diagnosis
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# From a case result
+# ----------------------------------------------------------------------------------------------------------------
+
+def _arrays_for(result, quantity: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Expected and got arrays of one quantity: from the comparisons that kept them (the PyTorch oracle first)."""
+    keeping = [c for c in result.comparisons if c.quantity == quantity and c.arrays]
+    keeping.sort(key=lambda c: c.oracle != "pytorch")
+    if keeping:
+        return keeping[0].arrays["expected"], keeping[0].arrays["got"]
+    return None
+
+
+def _recomputed(result) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Expected (PyTorch) and got (the implementation) for every quantity, when no comparison kept arrays (a failure
+    seen only by finite differences)."""
+    from .calls import evaluate
+    from .oracles import torch_outputs
+
+    y, grads = torch_outputs(result.spec, result.case)
+    evaluation = evaluate(result.spec, result.impl, result.case)
+    out = {"forward": (y, evaluation.y)}
+    out.update({quantity_label(n): (grads[n], evaluation.grads[n]) for n in result.spec.differentiable})
+    return out
+
+
+def diagnose_result(result) -> list[Diagnosis]:
+    """A diagnosis for every failing quantity of a CaseResult."""
+    from .oracles import magnitudes
+
+    wrong = []
+    for c in result.failures:
+        if c.quantity not in wrong:
+            wrong.append(c.quantity)
+    if not wrong:
+        return []
+    try:
+        mags = magnitudes(result.spec, result.case)
+    except Exception:  # noqa: BLE001 -- without magnitudes the tolerance falls back to the arrays' own scale
+        mags = {}
+    recomputed = None
+    out = []
+    for quantity in wrong:
+        pair = _arrays_for(result, quantity)
+        if pair is None:
+            if recomputed is None:
+                try:
+                    recomputed = _recomputed(result)
+                except Exception as error:  # noqa: BLE001 -- the implementation raised: nothing to diagnose
+                    out.append(Diagnosis(quantity, note=f"could not re-evaluate the implementation: {error}"))
+                    continue
+            pair = recomputed.get(quantity)
+        if pair is None:
+            out.append(Diagnosis(quantity, note="no arrays to compare"))
+            continue
+        expected, got = (np.asarray(a, dtype=np.float64) for a in pair)
+        out.append(diagnose(Context(result.spec, result.case, quantity, expected, got, mags.get(quantity))))
+    return out
+
+
+__all__ = ["CATALOGUE", "Candidate", "Context", "Diagnosis", "Fit", "Mistake", "catalogue_for", "diagnose",
+           "diagnose_result", "named_constants", "register", "shift"]
