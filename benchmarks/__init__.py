@@ -1,0 +1,1 @@
+"""Benchmarks (run from the Makefile: ``make bench``), never part of the default test run."""

@@ -1,0 +1,235 @@
+"""Cost and power of the harness's check against torch.autograd.gradcheck (full and fast_mode), on the same function.
+
+    python -m benchmarks.bench_gradcheck [--ops conv2d,dense] [--sizes 1e2,1e3,1e4,1e5] [--repeats 5]
+
+The function under test is each op computed by torch.nn.functional in float64 behind a numpy forward/backward
+(``benchmarks.torch_backed``). For every op and size, three checkers look at it:
+
+- harness:  ``checks.runner.check_case`` with the oracles that do not consult a second implementation
+            (finite differences, and the adjoint test when ``checks.oracles.ORACLES`` has it). The "pytorch" oracle
+            is left out: it compares with torch itself, which here *is* the implementation (circular); the
+            "reference" oracle runs the pure-Python loop references, a separate cost that is not the check's.
+- gradcheck fast: ``torch.autograd.gradcheck(fast_mode=True)`` with its default eps/atol/rtol.
+- gradcheck full: ``torch.autograd.gradcheck`` (full Jacobians). Its Jacobians hold n_in * n_out numbers; above
+            FULL_JACOBIAN_CAP it is not run and its time is estimated (marked "~"), and its error detection is run
+            only where one check takes under FULL_DETECTION_BUDGET_S.
+
+Reported: median wall time of REPEATS checks of the correct implementation, the forward/backward calls one check
+makes (counted by wrapping the implementation), whether the correct implementation is flagged (a false alarm), and
+whether planted errors (backward scaled by 1 + err) are caught.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from checks.oracles import ORACLES
+from checks.registry import all_specs
+from checks.runner import check_case
+
+from .sizes import FAMILIES, config_near, input_elements
+from .torch_backed import as_autograd_function, torch_backed
+
+ERRORS = (1e-2, 1e-4, 1e-6, 1e-8)
+SIZES = (1e2, 1e3, 1e4, 1e5)
+SEED = 20240601
+#: full gradcheck builds two dense n_in x n_out float64 Jacobians; above this many entries it is not run
+FULL_JACOBIAN_CAP = 1.5e8
+#: planted-error runs of full gradcheck only where one check takes less than this (seconds)
+FULL_DETECTION_BUDGET_S = 1.0
+#: the harness's oracles for this benchmark: those independent of a second implementation
+HARNESS_ORACLES = tuple(name for name in ORACLES if name == "finite differences" or "adjoint" in name)
+
+
+@dataclass
+class Row:
+    op: str
+    n_in: int
+    n_out: int
+    method: str
+    seconds: float | None
+    forward_calls: int | None
+    backward_calls: int | None
+    false_alarm: bool | None
+    caught: dict = field(default_factory=dict)  # err -> True/False/None (not run)
+    estimated: bool = False
+    note: str = ""
+
+
+def harness_flags(spec, impl, case) -> tuple[bool, str]:
+    result = check_case(spec, impl, case, oracles=HARNESS_ORACLES)
+    note = "kink (no verdict)" if result.kinks else ""
+    return bool(result.failures), note
+
+
+def gradcheck_flags(spec, impl, case, fast: bool) -> tuple[bool, str]:
+    fn, inputs = as_autograd_function(spec, impl, case)
+    torch.manual_seed(SEED)  # fast mode's random u, v
+    ok = torch.autograd.gradcheck(fn, inputs, fast_mode=fast, raise_exception=False)
+    return not ok, ""
+
+
+def timed(run, counter, repeats: int, budget_s: float = float("inf")):
+    """Median seconds of up to ``repeats`` runs (fewer once ``budget_s`` is spent); calls of the last run."""
+    times, flagged, note = [], False, ""
+    for _ in range(repeats):
+        counter.reset()
+        start = time.perf_counter()
+        flagged, note = run()
+        times.append(time.perf_counter() - start)
+        if sum(times) > budget_s:
+            break
+    return statistics.median(times), counter.forward, counter.backward, flagged, note
+
+
+def measure(spec, case, n_in, n_out, method, run_with, repeats, budget_s=float("inf"),
+            detect=True) -> Row:
+    impl, counter = torch_backed(spec)
+    seconds, fwd, bwd, flagged, note = timed(lambda: run_with(impl), counter, repeats, budget_s)
+    row = Row(spec.name, n_in, n_out, method, seconds, fwd, bwd, flagged, note=note)
+    for err in ERRORS:
+        if detect:
+            wrong, _ = torch_backed(spec, err)
+            row.caught[err] = run_with(wrong)[0]
+        else:
+            row.caught[err] = None
+    return row
+
+
+def full_estimate(spec, case, n_in, n_out) -> Row:
+    """Full gradcheck's calls (2 forwards per input element, one backward per output element) at the per-call
+    times measured here; a lower bound (Jacobian assembly and comparison not counted)."""
+    impl, counter = torch_backed(spec)
+    for _ in range(3):
+        harness_flags(spec, impl, case)
+    per_forward = counter.forward_s / counter.forward
+    per_backward = counter.backward_s / counter.backward
+    forwards, backwards = 2 * n_in, n_out
+    gib = 2 * n_in * n_out * 8 / 2**30
+    return Row(spec.name, n_in, n_out, "gradcheck full", forwards * per_forward + backwards * per_backward,
+               forwards, backwards, None, {err: None for err in ERRORS}, estimated=True,
+               note=f"not run: two Jacobians of {gib:.0f} GiB; time and calls estimated")
+
+
+def bench_op(spec, family, sizes, repeats) -> list[Row]:
+    rows = []
+    for target in sizes:
+        config = config_near(spec, family, int(target))
+        case = spec.make_case(config, SEED)
+        n_in = input_elements(spec, config)
+        n_out = int(case.dy.size)
+        rows.append(measure(spec, case, n_in, n_out, "harness",
+                            lambda impl: harness_flags(spec, impl, case), repeats))
+        rows.append(measure(spec, case, n_in, n_out, "gradcheck fast",
+                            lambda impl: gradcheck_flags(spec, impl, case, True), repeats))
+        if n_in * n_out > FULL_JACOBIAN_CAP:
+            rows.append(full_estimate(spec, case, n_in, n_out))
+        else:
+            row = measure(spec, case, n_in, n_out, "gradcheck full",
+                          lambda impl: gradcheck_flags(spec, impl, case, False), repeats, budget_s=2.0,
+                          detect=False)
+            if row.seconds < FULL_DETECTION_BUDGET_S:
+                for err in ERRORS:
+                    wrong, _ = torch_backed(spec, err)
+                    row.caught[err] = gradcheck_flags(spec, wrong, case, False)[0]
+            else:
+                row.note = f"planted errors not run (one check takes {row.seconds:.1f} s)"
+            rows.append(row)
+        for row in rows[-3:]:
+            print(f"  {format_row(row)}", flush=True)
+    return rows
+
+
+def _mark(value) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def _seconds(row: Row) -> str:
+    s = row.seconds
+    text = f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.1f} s"
+    return ("~" + text) if row.estimated else text
+
+
+def _calls(n, row) -> str:
+    return ("~" if row.estimated else "") + f"{n}"
+
+
+HEADER = ("| op | input elements | output elements | checker | median time | forward calls | backward calls | "
+          "false alarm | caught 1e-2 | 1e-4 | 1e-6 | 1e-8 | note |")
+
+
+def format_row(row: Row) -> str:
+    caught = " | ".join(_mark(row.caught.get(err)) for err in ERRORS)
+    return (f"| {row.op} | {row.n_in} | {row.n_out} | {row.method} | {_seconds(row)} | "
+            f"{_calls(row.forward_calls, row)} | {_calls(row.backward_calls, row)} | {_mark(row.false_alarm)} | "
+            f"{caught} | {row.note} |")
+
+
+def table(rows: list[Row]) -> str:
+    lines = [HEADER, "|" + "---|" * (HEADER.count("|") - 1)]
+    lines += [format_row(r) for r in rows]
+    return "\n".join(lines)
+
+
+def targets(rows: list[Row]) -> list[str]:
+    """The issue's targets, evaluated on the rows."""
+    out = []
+    harness = [r for r in rows if r.method == "harness"]
+    misses = [f"{r.op}@{r.n_in}" for r in harness if not r.caught.get(1e-6)]
+    alarms = [f"{r.op}@{r.n_in}" for r in harness if r.false_alarm]
+    out.append(f"1e-6 caught at every size: {'yes' if not misses else 'NO, missed at ' + ', '.join(misses)}")
+    out.append(f"zero false alarms: {'yes' if not alarms else 'NO, at ' + ', '.join(alarms)}")
+    by_key = {(r.op, r.n_in, r.method): r for r in rows}
+    for op in dict.fromkeys(r.op for r in rows):
+        sizes = sorted({r.n_in for r in rows if r.op == op})
+        n = min(sizes, key=lambda s: abs(s - 1e4))
+        h, fast, full = (by_key[(op, n, m)] for m in ("harness", "gradcheck fast", "gradcheck full"))
+        out.append(f"{op} at {n} input elements: harness / fast = {h.seconds / fast.seconds:.2f} (target <= 2), "
+                   f"full / harness = {full.seconds / h.seconds:.0f}{' (estimated)' if full.estimated else ''} "
+                   f"(target >= 20)")
+    return out
+
+
+def machine() -> str:
+    return (f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.processor() or 'cpu'}, "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
+
+
+def main(argv=None) -> list[Row]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", default=",".join(FAMILIES), help="comma-separated op names")
+    parser.add_argument("--sizes", default=",".join(f"{s:g}" for s in SIZES), help="target input elements")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    specs = all_specs()
+    ops = [op for op in args.ops.split(",") if op]
+    sizes = [float(s) for s in args.sizes.split(",") if s]
+    print(f"machine: {machine()}")
+    print(f"harness oracles: {', '.join(HARNESS_ORACLES)}; gradcheck: defaults (eps 1e-6, atol 1e-5, rtol 1e-3)")
+    rows = []
+    start = time.perf_counter()
+    for op in ops:
+        if op not in specs:
+            print(f"{op}: skipped, no spec named {op!r} in checks.registry (known: {', '.join(sorted(specs))})")
+            continue
+        if op not in FAMILIES:
+            print(f"{op}: skipped, no size family in benchmarks.sizes")
+            continue
+        print(f"{op}:", flush=True)
+        rows += bench_op(specs[op], FAMILIES[op], sizes, args.repeats)
+    print()
+    print(table(rows))
+    print()
+    for line in targets(rows):
+        print(line)
+    print(f"benchmark wall time: {time.perf_counter() - start:.0f} s")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
