@@ -177,6 +177,29 @@ def _hyper_misapplied(key: str, neutral: int) -> Callable[[Context], Iterable[Ca
     return candidates
 
 
+def _padding_cropped_wrong(ctx: Context) -> Iterable[Candidate]:
+    """dE/dx cut out of the padded input's gradient at the wrong offset (0 or 2P instead of P)."""
+    padding, x = ctx.hyper.get("padding"), ctx.case.arrays.get("x")
+    if ctx.arg != "x" or padding is None or x is None or x.ndim != 4:
+        return
+    ph, pw = (padding, padding) if np.isscalar(padding) else padding
+    if ph == 0 and pw == 0:
+        return
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dxp = ctx.recompute(arrays={"x": xp}, hyper={"padding": (0, 0) if not np.isscalar(padding) else 0})
+    if dxp is None:
+        return
+    H, W = x.shape[2:]
+    for oh, ow in {(0, 0), (2 * ph, 2 * pw), (0, pw), (ph, 0)} - {(ph, pw)}:
+        yield f"cropped the padded gradient at offset ({oh}, {ow}) instead of ({ph}, {pw})", \
+            dxp[:, :, oh:oh + H, ow:ow + W]
+
+
+def _padding(ctx: Context) -> Iterable[Candidate]:
+    yield from _hyper_misapplied("padding", 0)(ctx)
+    yield from _padding_cropped_wrong(ctx)
+
+
 def _masked_dy(ctx: Context, axis: int, what: str) -> Iterable[Candidate]:
     dy = ctx.case.dy
     if dy.ndim <= axis or dy.shape[axis] < 2:
@@ -250,7 +273,7 @@ CATALOGUE: list[Mistake] = [
     Mistake("transposed layout", "rows and columns (or channel axes) exchanged", _transposed),
     Mistake("stride misapplied", "the windows were placed as if the stride were 1",
             _hyper_misapplied("stride", 1)),
-    Mistake("padding misapplied", "the zero padding was ignored", _hyper_misapplied("padding", 0)),
+    Mistake("padding misapplied", "the zero padding was ignored, or removed at the wrong offset", _padding),
     Mistake("dilation misapplied", "the kernel taps were placed as if the dilation were 1",
             _hyper_misapplied("dilation", 1)),
     Mistake("only part of the batch summed", "a sum over the batch stopped early or used one sample",
@@ -285,13 +308,14 @@ def catalogue_for(spec: OpSpec) -> list[Mistake]:
 
 def named_constants(config: Mapping[str, Any]) -> dict[str, float]:
     """Constants a stray factor is usually made of, named from the configuration (1/N, 2, window area...)."""
-    base = {"2": 2.0, "-1 (sign flipped)": -1.0}
     ints = {k: v for k, v in config.items() if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 1}
-    base.update({k: float(v) for k, v in ints.items()})
+    base = {}
     if {"kh", "kw"} <= config.keys():
         base["window area kh*kw"] = float(config["kh"] * config["kw"])
     if "scale" in ints:
         base["scale^2"] = float(ints["scale"] ** 2)
+    base.update({k: float(v) for k, v in ints.items()})
+    base.update({"2": 2.0, "-1 (sign flipped)": -1.0})
     named = dict(base)
     for name, value in base.items():
         if value not in (-1.0,):
@@ -301,10 +325,8 @@ def named_constants(config: Mapping[str, Any]) -> dict[str, float]:
 
 
 def name_constant(c: float, config: Mapping[str, Any]) -> str:
-    for name, value in named_constants(config).items():
-        if abs(c - value) <= 1e-9 * abs(value):
-            return name
-    return ""
+    """Every name of the constant c (configuration-derived names first), joined by ' = '; "" if unnamed."""
+    return " = ".join(name for name, value in named_constants(config).items() if abs(c - value) <= 1e-9 * abs(value))
 
 
 @dataclass
@@ -361,7 +383,7 @@ def _fit(mistake: Mistake, detail: str, candidate: np.ndarray, ctx: Context, k: 
     scale = 1.0
     if mistake.fit_scale:
         denominator = float(np.sum(candidate * candidate))
-        if denominator == 0.0:
+        if denominator == 0.0 or not np.any(got):  # c = 0 is "never written", not a scale
             return None
         scale = float(np.sum(candidate * got)) / denominator
     model = scale * candidate
