@@ -1,30 +1,263 @@
-"""Calling an implementation: the one place where the harness runs user code, so that problems with what comes back
-are reported as problems of the implementation (naming the op and the configuration), not as internal tracebacks."""
+"""Calling an implementation: the one place where the harness runs user code, so that whatever goes wrong there is
+reported as a problem of the implementation -- naming the problem, the op and the configuration -- and never as an
+internal traceback of the harness.
+
+Guards, in the order a call meets them:
+- the call must fit the function's signature ("signature does not fit", checked with ``inspect`` before calling);
+- an exception raised inside is reported with its type, message and the innermost line of user code;
+- what comes back must be a floating array (numpy or torch) of the expected shape, without NaN or inf;
+- the inputs and the upstream gradient must be unchanged afterwards (compared with copies taken before the call);
+- for plug-ins (``repeat_calls``), a second identical call must give bit-identical results (nondeterminism);
+- results in a lower precision than float64 are accepted: ``Evaluation.dtype`` then carries that precision, and
+  the oracles derive their tolerances from its epsilon (``checks.tolerance``).
+"""
 from __future__ import annotations
 
-from typing import Mapping
+import inspect
+import os
+import traceback
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .oracles import Evaluation
-from .spec import Case, Implementation, OpSpec, as_grad_dict, ordered_arrays
+from .spec import Case, Implementation, OpSpec, ordered_arrays, quantity_label
+from . import tolerance
+
+_HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
+#: precisions from the finest to the coarsest: the coarsest seen decides the tolerance
+PRECISIONS = ("float64", "float32", "float16", "bfloat16")
 
 
 class ImplementationError(AssertionError):
-    """The implementation misbehaved (raised, returned the wrong shape, ...), as opposed to a wrong gradient."""
+    """The implementation misbehaved (raised, returned the wrong shape, mutated its inputs, ...), as opposed to a
+    wrong gradient. The message names the problem, the op, the implementation and the configuration."""
+
+    def __init__(self, problem: str, detail: str = "", *, op: str = "", impl: str = "", where: str = ""):
+        self.problem, self.detail, self.op, self.impl, self.where = problem, detail, op, impl, where
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        head = f"{self.op}: {self.problem}" if self.op else self.problem
+        if self.impl:
+            head += f" in {self.impl}"
+        lines = [head]
+        if self.where:
+            lines.append(f"  configuration: {self.where}")
+        if self.detail:
+            lines += [f"  {line}" for line in self.detail.splitlines()]
+        return "\n".join(lines)
+
+    def at(self, op: str, impl: str, where: str) -> "ImplementationError":
+        """The same error with the context filled in where it was still missing."""
+        return ImplementationError(self.problem, self.detail, op=self.op or op, impl=self.impl or impl,
+                                   where=self.where or where)
+
+
+# ---------------------------------------------------------------------------------------------- calling user code
+
+def _user_frame(tb) -> str:
+    """The innermost frame of the traceback that lies outside the harness and outside installed packages."""
+    frames = [f for f in traceback.extract_tb(tb)
+              if not f.filename.startswith(_HARNESS_DIR) and "site-packages" not in f.filename
+              and not f.filename.startswith("<")]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (raised at {os.path.relpath(f.filename)}:{f.lineno} in {f.name})"
+
+
+def _name(fn: Callable) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def describe_call(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """``forward(x: (1, 1, 3, 3) float64, ..., stride=(1, 1))``: what a call was given, without the values."""
+    def arg(a):
+        shape, dtype = getattr(a, "shape", None), getattr(a, "dtype", None)
+        if shape is None:
+            return repr(a)
+        return f"{tuple(shape)} {str(dtype).replace('torch.', '')}"
+    parts = [arg(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def call_user(fn: Callable, args: Sequence[Any], kwargs: Mapping[str, Any], role: str = "") -> Any:
+    """fn(*args, **kwargs), with a signature that does not fit and an exception inside reported as such."""
+    role = role or _name(fn)
+    if not callable(fn):
+        raise ImplementationError("missing method", f"{role} is {fn!r}, not something callable")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and some C extensions have none: let the call decide
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise ImplementationError(
+                "signature does not fit",
+                f"{role} is {_name(fn)}{signature}; the harness calls it as {describe_call(role, args, kwargs)}: "
+                f"{e}") from None
+    try:
+        return fn(*args, **kwargs)
+    except ImplementationError:
+        raise
+    except Exception as e:  # anything raised by user code is the implementation's problem, reported as such
+        raise ImplementationError(
+            "exception inside the implementation",
+            f"{role} raised {type(e).__name__}: {e}{_user_frame(e.__traceback__)}\n"
+            f"call: {describe_call(role, args, kwargs)}") from None
+
+
+# ------------------------------------------------------------------------------------------- what comes back
+
+def dtype_name(value: Any) -> str:
+    return str(getattr(value, "dtype", type(value).__name__)).replace("torch.", "")
+
+
+def to_float64(value: Any, what: str) -> tuple[np.ndarray, str]:
+    """A numpy or torch floating array as (float64 numpy array, its precision name); anything else is an error."""
+    if value is None:
+        raise ImplementationError("wrong output type", f"{what} is None (did a function forget to return?)")
+    if type(value).__module__.startswith("torch"):
+        import torch
+        if not isinstance(value, torch.Tensor):
+            raise ImplementationError("wrong output type", f"{what} is a {type(value).__name__}, not an array")
+        precision = dtype_name(value)
+        if not value.is_floating_point():
+            raise ImplementationError("wrong output dtype", f"{what} has dtype {precision}; a floating dtype "
+                                      f"({', '.join(PRECISIONS)}) was expected")
+        return value.detach().to("cpu", torch.float64).numpy(), precision
+    try:
+        array = np.asarray(value)
+    except Exception as e:
+        raise ImplementationError("wrong output type", f"{what} is a {type(value).__name__}, which does not "
+                                  f"convert to an array: {e}") from None
+    if array.dtype.kind != "f" or array.dtype.name not in PRECISIONS:
+        raise ImplementationError("wrong output dtype", f"{what} has dtype {array.dtype}; a floating dtype "
+                                  f"({', '.join(PRECISIONS[:3])}) was expected")
+    return array.astype(np.float64), array.dtype.name
+
+
+def check_shape(array: np.ndarray, expected: tuple, what: str, hint: str = "") -> None:
+    if tuple(array.shape) != tuple(expected):
+        raise ImplementationError("wrong output shape",
+                                  f"{what} has shape {tuple(array.shape)}; {tuple(expected)} was expected{hint}")
+
+
+def check_finite(array: np.ndarray, what: str, hint: str = "") -> None:
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        kinds = " and ".join(k for k, m in (("NaN", np.isnan(array)), ("inf", np.isinf(array))) if m.any())
+        raise ImplementationError(f"{kinds} in the output",
+                                  f"{what} has {int(bad.sum())} non-finite element(s) of {array.size}, "
+                                  f"the first at {list(first)}: {array[first]}{hint}")
+
+
+def unchanged(name: str, before: Any, after: Any, role: str) -> None:
+    """An input (or the upstream gradient) must hold the same values after the call as before."""
+    a, _ = to_float64(before, name)
+    b, _ = to_float64(after, name)
+    if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
+        changed = int(np.sum((a != b) & ~(np.isnan(a) & np.isnan(b)))) if a.shape == b.shape else a.size
+        raise ImplementationError("input mutated in place",
+                                  f"{role} changed {changed} element(s) of its argument {name} "
+                                  f"(compared with a copy taken before the call); an implementation must not "
+                                  f"write into its inputs or the upstream gradient")
+
+
+def gradient_tuple(spec: OpSpec, grads: Any, role: str = "backward") -> dict[str, Any]:
+    """What a backward returned (tuple/list in grad_args order, a dict by name, or one array) -> {name: grad}."""
+    names = spec.differentiable
+    labels = ", ".join(quantity_label(n) for n in names)
+    if isinstance(grads, Mapping):
+        missing = [n for n in names if n not in grads]
+        if missing:
+            raise ImplementationError("wrong gradient count", f"{role} returned a dict with keys "
+                                      f"{sorted(map(str, grads))}; one gradient per {list(names)} was expected")
+        return {n: grads[n] for n in names}
+    if not isinstance(grads, (tuple, list)):
+        grads = (grads,)
+    if len(grads) != len(names):
+        raise ImplementationError("wrong gradient count", f"{role} returned {len(grads)} gradient(s); "
+                                  f"{len(names)} were expected, in this order: {labels}")
+    return dict(zip(names, grads))
+
+
+def coarsest(precisions) -> str:
+    return max(precisions, key=PRECISIONS.index, default="float64")
+
+
+def precision_note(spec: OpSpec, impl_name: str, precision: str, config: Mapping[str, Any]) -> str:
+    """The tolerance a lower-precision implementation is compared under, against the float64 reference."""
+    k = spec.reduction_length(config)
+    relative = tolerance.ROUNDING_SAFETY * tolerance.eps_of(precision) * max(k, 1)
+    return (f"precision note: {impl_name} returns {precision} results; they are compared with the float64 "
+            f"oracles under {precision} rounding: tolerance = {tolerance.ROUNDING_SAFETY:g} * eps({precision}) "
+            f"{tolerance.eps_of(precision):.3g} * K {k} = {relative:.2e} relative to the largest term "
+            f"(float64 would allow {relative * tolerance.eps_of('float64') / tolerance.eps_of(precision):.1e}; "
+            f"K = the longest sum behind an element at {spec.name}({', '.join(f'{a}={b}' for a, b in config.items())}))")
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+
+def _run(spec: OpSpec, impl: Implementation, case: Case, hint: str):
+    """One forward and one backward call on copies of the case's arrays; returns (y, grads, precisions)."""
+    hyper = spec.hyper(case.config)
+    arrays = {n: np.array(a, copy=True) for n, a in case.arrays.items()}
+    dy = np.array(case.dy, copy=True)
+    y_raw = call_user(impl.forward, ordered_arrays(spec, arrays), hyper, "forward")
+    y, y_precision = to_float64(y_raw, "the forward output y")
+    check_shape(y, spec.output_shape(case.config), "the forward output y", hint)
+    check_finite(y, "the forward output y", hint)
+    raw = call_user(impl.backward, [dy, *ordered_arrays(spec, arrays)], hyper, "backward")
+    grads, precisions = {}, [y_precision]
+    for name, g in gradient_tuple(spec, raw).items():
+        what = f"the gradient {quantity_label(name)}"
+        grads[name], p = to_float64(g, what)
+        precisions.append(p)
+        check_shape(grads[name], case.arrays[name].shape, what, f" (the shape of {name}){hint}")
+        check_finite(grads[name], what, hint)
+    for name in spec.arg_names:
+        unchanged(name, case.arrays[name], arrays[name], "forward or backward")
+    unchanged("dy (the upstream gradient)", case.dy, dy, "backward")
+    return y, grads, precisions
 
 
 def evaluate(spec: OpSpec, impl: Implementation, case: Case) -> Evaluation:
-    """Run the implementation's forward and backward once for a case."""
-    hyper = spec.hyper(case.config)
+    """Run the implementation's forward and backward for a case (twice for plug-ins), guarded as described above."""
+    where = case.describe()
+    hint = getattr(impl, "failure_hint", "")
+    try:
+        y, grads, precisions = _run(spec, impl, case, hint)
+        if getattr(impl, "repeat_calls", False):
+            y2, grads2, _ = _run(spec, impl, case, hint)
+            differ = [q for q, a, b in [("forward", y, y2), *((quantity_label(n), grads[n], grads2[n])
+                                                                for n in grads)]
+                      if not np.array_equal(a, b, equal_nan=True)]
+            if differ:
+                worst = max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in
+                            [(y, y2), *((grads[n], grads2[n]) for n in grads)])
+                raise ImplementationError(
+                    "nondeterministic results",
+                    f"two identical calls gave different {', '.join(differ)} (largest difference {worst:.3e}); "
+                    f"state kept between calls (gradients accumulated across calls, a cache, random numbers) "
+                    f"or non-deterministic kernels make results unrepeatable")
+    except ImplementationError as e:
+        raise e.at(spec.name, impl.name, where) from None
+    precisions += list(getattr(impl, "precisions_seen", ()))
 
     def forward(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-        return np.asarray(impl.forward(*ordered_arrays(spec, arrays), **hyper), dtype=np.float64)
+        """The forward at other arrays (finite differences, adjoint), with the same guards on what comes back."""
+        try:
+            out, _ = to_float64(call_user(impl.forward, ordered_arrays(spec, arrays), spec.hyper(case.config),
+                                          "forward"), "the forward output y")
+            check_shape(out, y.shape, "the forward output y", hint)
+            check_finite(out, "the forward output y at a perturbed input (finite differences/adjoint)", hint)
+            return out
+        except ImplementationError as e:
+            raise e.at(spec.name, impl.name, where) from None
 
-    y = forward(case.arrays)
-    grads = as_grad_dict(spec, impl.backward(case.dy, *ordered_arrays(spec, case.arrays), **hyper))
-    missing = [name for name in spec.differentiable if name not in grads]
-    if missing:
-        raise ImplementationError(f"{impl.name}: backward returned no gradient for {missing} "
-                                  f"(expected one per {spec.differentiable}) at {case.describe()}")
-    return Evaluation(y, {n: np.asarray(g, dtype=np.float64) for n, g in grads.items()}, forward)
+    return Evaluation(y, grads, forward, coarsest(precisions))

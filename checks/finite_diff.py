@@ -61,7 +61,7 @@ def direction_for(grad: np.ndarray, rng: np.random.Generator, aligned: bool = Tr
 
 def directional_check(phi: Callable[[float], float], phi0: float, claimed: float, scale: float,
                       abs_output_dot: float, h: float, reduction_length: int, quantity: str,
-                      kink_reason: str = "") -> Comparison:
+                      kink_reason: str = "", dtype: str = "float64") -> Comparison:
     """Compare a claimed directional derivative with finite differences of phi (one scalar per evaluation).
 
     scale: sum_i |g_i v_i| (the claimed derivative without cancellation); abs_output_dot: sum_i |dy_i| |y_i|,
@@ -74,7 +74,7 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
     d6 = (16 * d4_h - d4_2h) / 15
     scale = max(scale, abs(d6), tolerance.TINY)
     truncation = abs(d4_h - d6)
-    rounding = D6_NOISE * tolerance.eps_of("float64") * max(reduction_length, 1) * abs_output_dot / h
+    rounding = D6_NOISE * tolerance.eps_of(dtype) * max(reduction_length, 1) * abs_output_dot / h
     tol = tolerance.fd_tolerance(truncation, rounding, scale)
     err = abs(claimed - d6)
 
@@ -97,7 +97,7 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
 
 def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
                    name: str, grad: np.ndarray, dy: np.ndarray, y0: np.ndarray, direction: np.ndarray,
-                   reduction_length: int, kink_reason: str = "") -> Comparison:
+                   reduction_length: int, kink_reason: str = "", dtype: str = "float64") -> Comparison:
     """Directional finite-difference check of the gradient of one argument."""
     x = np.asarray(arrays[name], dtype=np.float64)
     h = tolerance.FD_STEP
@@ -113,7 +113,7 @@ def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], ar
     scale = float(np.sum(np.abs(grad * direction)))
     abs_output_dot = float(np.sum(np.abs(dy) * np.abs(y0)))
     return directional_check(phi, float(np.sum(dy * y0)), claimed, scale, abs_output_dot, h, reduction_length,
-                             f"d{name}", kink_reason)
+                             f"d{name}", kink_reason, dtype)
 
 
 def fd_gradient(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],

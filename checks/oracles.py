@@ -104,7 +104,8 @@ def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
         grad = evaluation.grads[name]
         v = finite_diff.direction_for(grad, rng)
         out.append(finite_diff.check_argument(evaluation.forward, case.arrays, name, grad, case.dy, evaluation.y,
-                                              v, spec.reduction_length(case.config), reason))
+                                              v, spec.reduction_length(case.config), reason,
+                                              evaluation.dtype))
     return out
 
 

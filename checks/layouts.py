@@ -1,0 +1,100 @@
+"""How arrays are handed to a plug-in: the array library (numpy or torch), its dtype and device, and the memory
+layout. The values are always the case's values; only where they lie in memory changes, so that code which silently
+assumes a contiguous layout (``as_strided`` with strides computed from the shape, ``.view``, raw pointers) is caught.
+
+Layouts (a plug-in is given each, drawn by Hypothesis like the configuration; "contiguous" is the shrink target):
+
+- "contiguous":    C order, a fresh copy.
+- "strided":       a view of every second element (along every axis) of a buffer twice as large whose gaps hold
+                   NaN: code that reads memory as if contiguous reads the NaN and is reported for it.
+- "transposed":    all axes reversed in memory (Fortran order, what ``a.T.copy().T`` gives).
+- "channels_last": 4-d arrays in N, H, W, C memory order (torch's ``channels_last`` memory format); other arrays
+                   stay contiguous. Tried for torch plug-ins.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+LAYOUTS = ("contiguous", "strided", "transposed", "channels_last")
+NUMPY_LAYOUTS = ("contiguous", "strided", "transposed")
+TORCH_LAYOUTS = LAYOUTS
+
+DESCRIPTIONS = {
+    "contiguous": "contiguous arrays",
+    "strided": "non-contiguous strided views (every second element of a larger buffer whose gaps hold NaN)",
+    "transposed": "transposed memory order (Fortran order: all axes reversed in memory)",
+    "channels_last": "channels_last memory format (4-d arrays stored N, H, W, C)",
+}
+
+
+def hint(layout: str) -> str:
+    """A sentence appended to failures seen with a non-contiguous layout."""
+    if layout == "contiguous":
+        return ""
+    return (f"\nthe inputs arrived as {DESCRIPTIONS[layout]}; the same case with contiguous inputs is what "
+            f"shrinking tries first, so code that assumes a contiguous layout (strides computed from the shape, "
+            f"as_strided, .view, raw data pointers) is the likely cause")
+
+
+def _numpy(a: np.ndarray, layout: str) -> np.ndarray:
+    if layout == "strided" and a.ndim:
+        buffer = np.full(tuple(2 * n for n in a.shape), np.nan, dtype=a.dtype)
+        view = buffer[tuple(slice(None, None, 2) for _ in a.shape)]
+        view[...] = a
+        return view
+    if layout == "transposed":
+        return np.asfortranarray(a)
+    if layout == "channels_last" and a.ndim == 4:
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return np.array(a, copy=True, order="C")
+
+
+def _torch(t, layout: str):
+    import torch
+    if layout == "strided" and t.dim():
+        buffer = torch.full(tuple(2 * n for n in t.shape), float("nan"), dtype=t.dtype, device=t.device)
+        view = buffer[tuple(slice(None, None, 2) for _ in t.shape)]
+        view.copy_(t)
+        return view
+    if layout == "transposed":
+        reverse = tuple(range(t.dim() - 1, -1, -1))
+        return t.permute(reverse).contiguous().permute(reverse)
+    if layout == "channels_last" and t.dim() == 4:
+        return t.contiguous(memory_format=torch.channels_last)
+    return t.clone(memory_format=torch.contiguous_format)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The array library a plug-in works in. kind: "numpy" or "torch"; dtype: the precision inputs are given in
+    (numpy: float64/float32/float16; torch: also bfloat16); device: torch device ("cpu", "cuda")."""
+
+    kind: str = "numpy"
+    dtype: str = "float64"
+    device: str = "cpu"
+
+    @property
+    def layouts(self) -> tuple[str, ...]:
+        return TORCH_LAYOUTS if self.kind == "torch" else NUMPY_LAYOUTS
+
+    def present(self, a: np.ndarray, layout: str = "contiguous") -> Any:
+        """The float64 array ``a`` as the plug-in receives it: library, dtype, device, memory layout."""
+        if self.kind == "numpy":
+            return _numpy(np.asarray(a).astype(self.dtype), layout)
+        import torch
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+        return _torch(t.to(device=self.device, dtype=getattr(torch, self.dtype)), layout)
+
+    def snapshot(self, x: Any) -> Any:
+        """A copy to compare with after the call (in-place mutation)."""
+        return x.detach().clone() if self.kind == "torch" else np.array(x, copy=True)
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.dtype}" + (f" on {self.device}" if self.kind == "torch" else "")
+
+
+NUMPY = Backend()
+TORCH = Backend("torch")

@@ -1,0 +1,574 @@
+"""Plug-ins: the user's own layer implementation, adapted to the canonical convention of an op and checked by the
+whole property suite (``check_plugin``).
+
+A ``Plugin`` holds the user's code behind two adapter functions
+
+    forward(arrays, hyper) -> y                   arrays: {arg name: array as the plug-in takes it}, in spec order
+    backward(dy, arrays, hyper, wrt) -> grads     one gradient per name in wrt (tuple in that order, or a dict)
+
+plus how its arrays look: a ``Backend`` (numpy or torch, dtype, device), ``axes`` (a permutation per argument name and
+"y" from the canonical axes to the plug-in's, e.g. NHWC images and HWIO kernels) and ``limits`` (the part of the
+configuration space it supports, passed as ``fixed`` to ``spec.configs``). ``Plugin.bind(spec, layout)`` turns it
+into an ``Implementation`` in the canonical convention (float64 numpy in and out) that every oracle can call; each
+call presents the arrays in the plug-in's form and memory layout, checks what comes back and that nothing was
+written into the inputs (``checks.calls``).
+
+Adapters for the shapes user code has:
+    plugin(forward, backward)             functions already in the canonical convention
+    function_pair(forward, backward)      cs231n style: forward(...) -> (out, cache), backward(dout, cache) -> grads
+    layer_object(make, params, grads)     an object with forward(x) / backward(dy), parameters and gradients kept in
+                                          attributes or dicts ("W", "grads.W", "params[W]"), perhaps accumulated
+    torch_function(fn)                    any differentiable function of tensors (gradients by autograd)
+    autograd_function(Function)           a torch.autograd.Function subclass
+    torch_module(make, params)            a torch.nn.Module (parameters swapped in with torch.func.functional_call)
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings as hyp_settings, strategies as st
+
+from . import calls, layouts as layouts_mod
+from .calls import ImplementationError
+from .layouts import NUMPY, Backend
+from .registry import all_formulas, get_spec
+from .runner import GradientCheckFailure, NotDifferentiableHere, check_case
+from .spec import Case, Implementation, OpSpec
+
+#: canonical NCHW image -> N, H, W, C (channels last)
+NHWC = (0, 2, 3, 1)
+#: canonical (C_out, C_in, kh, kw) kernel -> (kh, kw, C_in, C_out) (TensorFlow's HWIO)
+HWIO = (2, 3, 1, 0)
+
+
+class PluginCheckFailure(AssertionError):
+    """The plug-in failed the suite; the message is the whole report (no harness traceback needed)."""
+
+
+class PrecisionNote(UserWarning):
+    """The plug-in returns lower-precision results; says which tolerance they were checked under."""
+
+
+# ------------------------------------------------------------------------------------------------- the plug-in
+
+@dataclass(frozen=True)
+class Plugin:
+    name: str
+    forward: Callable[..., Any]
+    backward: Callable[..., Any]
+    backend: Backend = NUMPY
+    axes: Mapping[str, tuple] = field(default_factory=dict)
+    limits: Mapping[str, Any] = field(default_factory=dict)
+    layouts: tuple[str, ...] | None = None
+
+    def with_limits(self, **limits) -> "Plugin":
+        """The same plug-in declaring (more) limits, e.g. ``stride=1, padding=0``."""
+        return replace(self, limits={**self.limits, **limits})
+
+    def bind(self, spec: OpSpec, layout: str = "contiguous") -> "BoundPlugin":
+        """The plug-in as an Implementation of ``spec`` in the canonical convention, inputs in ``layout``."""
+        seen: list[str] = []
+        names, backend, axes = spec.arg_names, self.backend, dict(self.axes)
+
+        def present(name, a):
+            perm = axes.get(name)
+            return backend.present(np.transpose(a, perm) if perm else a, layout)
+
+        def back(name, value, what):
+            out, precision = calls.to_float64(value, what)
+            seen.append(precision)
+            perm = axes.get(name)
+            return np.transpose(out, np.argsort(perm)) if perm and out.ndim == len(perm) else out
+
+        def call(role, fn, args, given: Mapping[str, Any], hyper):
+            before = {n: backend.snapshot(a) for n, a in given.items()}
+            with _deterministic_torch(backend):
+                result = calls.call_user(fn, args, hyper, role)
+            for n, a in given.items():
+                calls.unchanged(n, before[n], a, role)
+            return result
+
+        def forward(*arrays, **hyper):
+            user = {n: present(n, a) for n, a in zip(names, arrays)}
+            return back("y", call("forward", self.forward, [user, hyper], user, {}), "the forward output y")
+
+        def backward(dy, *arrays, **hyper):
+            user = {n: present(n, a) for n, a in zip(names, arrays)}
+            user_dy = present("y", dy)
+            raw = call("backward", self.backward, [user_dy, user, hyper, spec.differentiable],
+                       {"dy (the upstream gradient)": user_dy, **user}, {})
+            grads = calls.gradient_tuple(spec, raw)
+            return {n: back(n, g, f"the gradient d{n}") for n, g in grads.items()}
+
+        hint = layouts_mod.hint(layout)
+        if axes:
+            hint += ("\nshapes above are in the canonical axes; the plug-in's axes are "
+                     + ", ".join(f"{n}: {p}" for n, p in axes.items()))
+        label = self.name if layout == "contiguous" else f"{self.name} (inputs as {layout} views)"
+        return BoundPlugin(label, forward, backward, layout=layout, precisions_seen=seen, failure_hint=hint)
+
+
+@dataclass(frozen=True)
+class BoundPlugin(Implementation):
+    """A plug-in bound to an op and a layout: canonical float64 numpy in and out, every call guarded."""
+
+    layout: str = "contiguous"
+    precisions_seen: list = field(default_factory=list, compare=False)
+    failure_hint: str = ""
+    repeat_calls: bool = True  # checks.calls calls a plug-in twice to catch nondeterminism
+
+
+@contextlib.contextmanager
+def _deterministic_torch(backend: Backend):
+    """CUDA plug-ins run in true float32/float64: TF32 off (it would round float32 matmuls to 10-bit mantissas)."""
+    if backend.kind != "torch" or not backend.device.startswith("cuda"):
+        yield
+        return
+    import torch
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
+                 layouts=None) -> Plugin:
+    return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
+                  tuple(layouts) if layouts else None)
+
+
+def _label(obj) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+
+
+def _method(obj, name: str) -> Callable:
+    fn = getattr(obj, name, None)
+    if not callable(fn):
+        raise ImplementationError("missing method", f"{type(obj).__name__} has no method {name}(); this adapter "
+                                  f"needs forward and backward")
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------------- adapters
+
+def plugin(forward: Callable, backward: Callable, *, name: str | None = None, kind: str = "numpy",
+           **options) -> Plugin:
+    """Functions already in the canonical convention: forward(*arrays, **hyper), backward(dy, *arrays, **hyper)."""
+    def fwd(arrays, hyper):
+        return calls.call_user(forward, list(arrays.values()), hyper, "forward")
+
+    def bwd(dy, arrays, hyper, wrt):
+        return calls.call_user(backward, [dy, *arrays.values()], hyper, "backward")
+
+    return _make_plugin(name or _label(forward), fwd, bwd, kind, **options)
+
+
+def function_pair(forward: Callable, backward: Callable, *, call: Callable | None = None, name: str | None = None,
+                  **options) -> Plugin:
+    """cs231n style: ``out, cache = forward(*args)``; ``grads = backward(dout, cache)`` in grad_args order.
+    ``call(*arrays, **hyper)`` -> the positional args of forward (default: the arrays, hyperparameters by keyword),
+    e.g. ``call=lambda x, w, b, stride, padding, dilation: (x, w, b, {"stride": stride[0], "pad": padding[0]})``."""
+    def with_cache(arrays, hyper):
+        args, kwargs = ((call(*arrays.values(), **hyper), {}) if call else (list(arrays.values()), hyper))
+        result = calls.call_user(forward, args, kwargs, "forward")
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise ImplementationError("wrong output type", f"forward of a function pair must return (out, cache); "
+                                      f"it returned a {type(result).__name__}")
+        return result
+
+    def fwd(arrays, hyper):
+        return with_cache(arrays, hyper)[0]
+
+    def bwd(dy, arrays, hyper, wrt):
+        _, cache = with_cache(arrays, hyper)  # a fresh forward: no cache is shared between calls
+        return calls.call_user(backward, [dy, cache], {}, "backward")
+
+    return _make_plugin(name or _label(forward), fwd, bwd, "numpy", **options)
+
+
+def _get(obj, path: str, default=None):
+    """'W' -> obj.W; 'grads.W' -> obj.grads['W'] (or obj.grads.W); 'params[W]' likewise."""
+    for part in path.replace("[", ".").replace("]", "").split("."):
+        if isinstance(obj, Mapping):
+            if part not in obj:
+                return default
+            obj = obj[part]
+        elif hasattr(obj, part):
+            obj = getattr(obj, part)
+        else:
+            return default
+    return obj
+
+
+def _set(obj, path: str, value) -> bool:
+    """Assign at ``path``; False when its parent does not exist (yet)."""
+    *parents, last = path.replace("[", ".").replace("]", "").split(".")
+    parent = _get(obj, ".".join(parents)) if parents else obj
+    if parent is None:
+        return False
+    if isinstance(parent, dict):
+        parent[last] = value
+    else:
+        setattr(parent, last, value)
+    return True
+
+
+def layer_object(make: Any, *, params: Mapping[str, str], grads: Mapping[str, str],
+                 accumulate: str = "reset", name: str | None = None, **options) -> Plugin:
+    """An object with ``forward(*inputs) -> y`` and ``backward(dy)`` (returning the input gradient(s)).
+
+    make:       a class or factory called as ``make(**parameter arrays, **hyper)`` for every call, or one instance
+                reused for all calls (then gradients may accumulate across calls).
+    params:     arg name -> where the object keeps that parameter, e.g. {"w": "W", "b": "b"} or "params.W".
+                The other arguments of the op are the inputs of forward, in spec order.
+    grads:      arg name -> where backward leaves its gradient ("dW", "grads.W", "grads[W]"); inputs not named here
+                are taken from backward's return value (one array, or a tuple for several inputs).
+    accumulate: "reset" (zero the gradient slots before backward: right for objects that add, ``dW += ...``, and
+                for objects that overwrite) or "diff" (read the slots before and after and take the difference, for
+                slots that cannot be assigned).
+    """
+    if accumulate not in ("reset", "diff"):
+        raise ValueError(f"accumulate must be 'reset' or 'diff', not {accumulate!r}")
+    reuse = not inspect.isclass(make) and hasattr(make, "forward")
+
+    def instance(arrays, hyper):
+        obj = make if reuse else calls.call_user(make, [], {**{p: arrays[p] for p in params}, **hyper},
+                                                 f"{_label(make)} (make)")
+        for p, path in params.items():
+            if not _set(obj, path, arrays[p]):
+                raise ImplementationError("missing attribute", f"{type(obj).__name__} has no {path!r} to hold "
+                                          f"the parameter {p} (params={dict(params)})")
+        inputs = [a for n, a in arrays.items() if n not in params]
+        y = calls.call_user(_method(obj, "forward"), inputs, {}, f"{type(obj).__name__}.forward")
+        return obj, y
+
+    def fwd(arrays, hyper):
+        return instance(arrays, hyper)[1]
+
+    def bwd(dy, arrays, hyper, wrt):
+        obj, _ = instance(arrays, hyper)
+        before = {}
+        for p, path in grads.items():
+            if accumulate == "reset" and p in arrays:
+                _set(obj, path, _zeros_like(arrays[p]))
+            elif accumulate == "diff":
+                before[p] = _copy(_get(obj, path, 0.0))
+        returned = calls.call_user(_method(obj, "backward"), [dy], {}, f"{type(obj).__name__}.backward")
+        from_return = [n for n in wrt if n not in grads]
+        if len(from_return) == 1:
+            returned = (returned,)
+        out = dict(zip(from_return, returned if isinstance(returned, (tuple, list)) else (returned,)))
+        for p, path in grads.items():
+            g = _get(obj, path)
+            if g is None:
+                raise ImplementationError("missing gradient", f"after backward, {type(obj).__name__} has nothing "
+                                          f"at {path!r} for d{p} (grads={dict(grads)})")
+            out[p] = _copy(g) - before[p] if p in before else _copy(g)
+        return out
+
+    return _make_plugin(name or _label(make), fwd, bwd, "numpy", **options)
+
+
+def _zeros_like(a):
+    return a.new_zeros(a.shape) if hasattr(a, "new_zeros") else np.zeros(np.shape(a), dtype=a.dtype)
+
+
+def _copy(a):
+    return a.detach().clone() if hasattr(a, "detach") else np.array(a, copy=True)
+
+
+def torch_function(fn: Callable, *, name: str | None = None, **options) -> Plugin:
+    """A differentiable function of tensors, ``fn(*tensors, **hyper) -> tensor``; gradients by torch.autograd."""
+    return _autograd_plugin(name or _label(fn), lambda arrays, hyper: calls.call_user(
+        fn, list(arrays.values()), hyper, "forward"), **options)
+
+
+def _overrides(cls, method: str) -> bool:
+    import torch
+    return getattr(cls, method, None) is not getattr(torch.autograd.Function, method, None)
+
+
+def autograd_function(function: type, *, call: Callable | None = None, name: str | None = None,
+                      **options) -> Plugin:
+    """A ``torch.autograd.Function`` subclass, applied as ``function.apply(*call(*tensors, **hyper))``; by default
+    the tensors then the hyperparameters' values in spec order (for conv2d: x, w, b, stride, padding, dilation)."""
+    def apply(arrays, hyper):
+        for method in ("forward", "backward"):
+            if not _overrides(function, method):
+                raise ImplementationError("missing method", f"{function.__name__} does not define {method}(); a "
+                                          f"torch.autograd.Function needs forward and backward")
+        args = tuple(call(*arrays.values(), **hyper)) if call else (*arrays.values(), *hyper.values())
+        ctx = () if _overrides(function, "setup_context") else (None,)
+        try:
+            inspect.signature(function.forward).bind(*ctx, *args)
+        except TypeError as e:
+            raise ImplementationError("signature does not fit", f"{function.__name__}.forward"
+                                      f"{inspect.signature(function.forward)} cannot take "
+                                      f"{calls.describe_call('forward', ['ctx', *args][len(ctx) == 0:], {})}: {e}")
+        return calls.call_user(function.apply, args, {}, f"{function.__name__}.forward")
+
+    return _autograd_plugin(name or _label(function), apply, **options)
+
+
+def torch_module(make: Any, *, params: Mapping[str, str], name: str | None = None, **options) -> Plugin:
+    """A ``torch.nn.Module``: ``make(**parameter tensors, **hyper)`` builds it (or one instance is reused); params maps
+    arg names to parameter names ({"w": "weight", "b": "bias"}); the other args are the inputs of forward."""
+    import torch
+
+    def run(arrays, hyper):
+        module = make if isinstance(make, torch.nn.Module) else calls.call_user(
+            make, [], {**{p: arrays[p] for p in params}, **hyper}, f"{_label(make)} (make)")
+        own = dict(module.named_parameters())
+        missing = [path for path in params.values() if path not in own]
+        if missing:
+            raise ImplementationError("missing parameter", f"{type(module).__name__} has no parameter "
+                                      f"{', '.join(missing)} (it has: {', '.join(own) or 'none'}); params="
+                                      f"{dict(params)}")
+        inputs = [a for n, a in arrays.items() if n not in params]
+        try:
+            inspect.signature(module.forward).bind(*inputs)
+        except TypeError as e:
+            raise ImplementationError("signature does not fit", f"{type(module).__name__}.forward"
+                                      f"{inspect.signature(module.forward)} cannot take "
+                                      f"{calls.describe_call('forward', inputs, {})}: {e}")
+        return calls.call_user(torch.func.functional_call, [module, {path: arrays[p] for p, path in params.items()},
+                                                            tuple(inputs)], {}, f"{type(module).__name__}.forward")
+
+    return _autograd_plugin(name or _label(make), run, **options)
+
+
+def _autograd_plugin(name: str, run: Callable, **options) -> Plugin:
+    """forward = run(arrays, hyper); backward by torch.autograd.grad through run, with dy as grad_outputs."""
+    import torch
+
+    def fwd(arrays, hyper):
+        with torch.no_grad():
+            return run(arrays, hyper)
+
+    def bwd(dy, arrays, hyper, wrt):
+        leaves = {n: (t.detach().requires_grad_() if n in wrt else t) for n, t in arrays.items()}
+        y = run(leaves, hyper)
+        if not isinstance(y, torch.Tensor):
+            raise ImplementationError("wrong output type", f"forward returned a {type(y).__name__}, not a tensor")
+        if not y.requires_grad:
+            raise ImplementationError("no gradient path", "the output does not depend on the inputs through "
+                                      "autograd (was it detached, or computed through numpy?)")
+        targets = [leaves[n] for n in wrt]
+        grads = calls.call_user(torch.autograd.grad, [y, targets],
+                                {"grad_outputs": dy.to(y.dtype), "allow_unused": True}, "backward")
+        return tuple(torch.zeros_like(t) if g is None else g for t, g in zip(targets, grads))
+
+    return _make_plugin(name, fwd, bwd, "torch", **options)
+
+
+# --------------------------------------------------------------------------------------- finding a plug-in
+
+def as_plugin(obj: Any, name: str | None = None) -> Plugin:
+    """A Plugin from what a user hands over: a Plugin, an Implementation, a torch.autograd.Function subclass, or
+    anything with canonical forward/backward functions (a module, a class with static methods, an object)."""
+    if isinstance(obj, Plugin):
+        return obj
+    if isinstance(obj, Implementation):
+        return plugin(obj.forward, obj.backward, name=name or obj.name)
+    if inspect.isclass(obj) and "torch" in sys.modules and issubclass(obj, sys.modules["torch"].autograd.Function):
+        return autograd_function(obj, name=name)
+    if callable(getattr(obj, "forward", None)) and callable(getattr(obj, "backward", None)):
+        return plugin(obj.forward, obj.backward, name=name or getattr(obj, "__name__", _label(obj)))
+    missing = [m for m in ("forward", "backward") if not callable(getattr(obj, m, None))]
+    raise ImplementationError("missing method", f"{name or _label(obj)} has no {' and no '.join(missing)}: a "
+                              f"plug-in is a Plugin (see checks.plugins adapters), an Implementation, a "
+                              f"torch.autograd.Function, or something with forward and backward in the canonical "
+                              f"convention")
+
+
+def load(target: str) -> Plugin:
+    """'package.module:attribute' (attribute may be dotted) -> Plugin; the current directory is importable."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ImplementationError("cannot load the plug-in", f"{target!r} is not of the form module:attribute")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj = importlib.import_module(module_name)
+    except Exception as e:
+        raise ImplementationError("cannot load the plug-in", f"import {module_name} failed: "
+                                  f"{type(e).__name__}: {e}") from None
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            raise ImplementationError("cannot load the plug-in", f"{module_name} has no attribute {attribute}")
+        obj = getattr(obj, part)
+    return as_plugin(obj, name=target)
+
+
+# --------------------------------------------------------------------------------------------- coverage
+
+def _sample(strategy: st.SearchStrategy, count: int) -> list:
+    """``count`` deterministic draws (configuration dicts only: cheap)."""
+    out: list = []
+
+    @hyp_settings(max_examples=count, database=None, derandomize=True, deadline=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(value):
+        out.append(value)
+
+    collect()
+    return out
+
+
+def _values(configs) -> dict[str, set]:
+    values: dict[str, set] = {}
+    for c in configs:
+        for k, v in c.items():
+            values.setdefault(k, set()).add(v)
+    return values
+
+
+def _short(values) -> str:
+    return "{" + ", ".join(map(str, sorted(values))) + "}"
+
+
+@dataclass
+class PluginReport:
+    """What ran on a plug-in and what it left out."""
+
+    spec: OpSpec
+    plugin: Plugin
+    limits: Mapping[str, Any]
+    layouts: tuple[str, ...]
+    cases: int = 0
+    layouts_seen: dict = field(default_factory=dict)
+    oracles_seen: set = field(default_factory=set)
+    precision: str = "float64"
+    precision_note: str = ""
+    configs: list = field(default_factory=list)
+
+    def record(self, case: Case, layout: str, result) -> None:
+        self.cases += 1
+        self.layouts_seen[layout] = self.layouts_seen.get(layout, 0) + 1
+        self.oracles_seen |= {c.oracle for c in result.comparisons}
+        self.configs.append(dict(case.config))
+
+    def not_covered(self) -> list[str]:
+        """Values the full suite draws that this plug-in's limits exclude, and formula rows left out."""
+        full = _values(_sample(self.spec.configs(), 60))
+        allowed = _values(_sample(self.spec.configs(**self.limits), 60)) if self.limits else full
+        # restricted: fields the limits hold to one value, or to a part of a small set (stride, padding, ...);
+        # sizes derived from them (H, W) are not listed
+        restricted = {k for k in full if full[k] - allowed.get(k, set())
+                      and (len(allowed.get(k, ())) == 1 or len(full[k]) <= 4)}
+        lines = [f"{k} in {_short(full[k] - allowed.get(k, set()))}" for k in full if k in restricted]
+        out = []
+        if lines:
+            out.append(f"excluded by the limits ({', '.join(f'{k}={v}' for k, v in self.limits.items())}): "
+                       + "; ".join(lines))
+        partly, none = [], []
+        for formula in all_formulas():
+            if formula.op != self.spec.name:
+                continue
+            sample = _sample(self.spec.configs(**formula.fixed), 20)
+            inside = sum(all(c[k] in allowed.get(k, ()) for k in restricted) for c in sample)
+            if inside == 0:
+                none.append(formula.name)
+            elif inside < len(sample):
+                partly.append(formula.name)
+        if none:
+            out.append(f"formulas not covered: {'; '.join(none)}")
+        if partly:
+            out.append(f"formulas only partly covered: {'; '.join(partly)}")
+        skipped = [layout for layout in self.layouts if layout not in self.layouts_seen]
+        if skipped and self.cases:
+            out.append(f"layouts not drawn in this run: {', '.join(skipped)}")
+        return out
+
+    def summary(self) -> str:
+        seen = ", ".join(f"{k} {v}" for k, v in self.layouts_seen.items())
+        lines = [f"{self.spec.name}: {self.plugin.name} passed {self.cases} generated cases "
+                 f"({self.plugin.backend.describe()}; input layouts: {seen})",
+                 f"  oracles: {', '.join(sorted(self.oracles_seen))}"]
+        if self.precision_note:
+            lines.append(f"  {self.precision_note}")
+        gaps = self.not_covered()
+        lines += [f"  not covered: {g}" for g in gaps] or ["  not covered: nothing (no limits declared)"]
+        return "\n".join(lines)
+
+    def failure(self, error: BaseException) -> str:
+        lines = [str(error)]
+        if self.precision_note:
+            lines.append(f"  {self.precision_note}")
+        if self.limits:
+            lines.append(f"  (checked within the plug-in's limits: "
+                         f"{', '.join(f'{k}={v}' for k, v in self.limits.items())})")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- the whole suite
+
+def _minimal_case(spec: OpSpec, fixed: Mapping[str, Any]) -> Case:
+    from hypothesis import find
+    return find(spec.cases(**fixed), lambda case: True,
+                settings=hyp_settings(database=None, max_examples=10, derandomize=True, deadline=None))
+
+
+def _essential(error: BaseException):
+    """The harness's own verdict inside whatever Hypothesis wrapped it in (flaky-failure groups)."""
+    if isinstance(error, (ImplementationError, GradientCheckFailure, NotDifferentiableHere)):
+        return error
+    for inner in getattr(error, "exceptions", ()) or ():
+        found = _essential(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, Any] | None = None,
+                 layouts=None, settings=None, oracles=None) -> PluginReport:
+    """Run the property suite that the references pass on a plug-in: every oracle (forward against the reference
+    and torch; gradients against finite differences, torch and the adjoint test), generated configurations within
+    the plug-in's limits, inputs in every memory layout, shrinking to the minimal failing configuration.
+
+    Returns a PluginReport (``.summary()`` says what was covered); raises PluginCheckFailure with the report of the
+    smallest failing case, or of the first misbehaviour (exception, wrong shape, NaN, mutated input, ...)."""
+    __tracebackhide__ = True
+    spec = get_spec(op) if isinstance(op, str) else op
+    plug = as_plugin(implementation)
+    fixed = {**plug.limits, **(limits or {})}
+    chosen = tuple(layouts or plug.layouts or plug.backend.layouts)
+    report = PluginReport(spec, plug, fixed, chosen)
+    try:
+        probe = _minimal_case(spec, fixed)
+        precision = calls.evaluate(spec, plug.bind(spec), probe).dtype
+        if precision != "float64":
+            report.precision = precision
+            report.precision_note = calls.precision_note(spec, plug.name, precision, probe.config)
+            warnings.warn(PrecisionNote(report.precision_note), stacklevel=2)
+
+        def body(case: Case, layout: str) -> None:
+            impl = plug.bind(spec, layout)
+            try:
+                result = check_case(spec, impl, case, oracles)
+            except ImplementationError as e:  # raised in an oracle's own call (adjoint, finite differences)
+                raise e.at(spec.name, impl.name, case.describe()) from None
+            report.record(case, layout, result)
+            result.raise_for_failures()
+
+        # the active profile (checks.profiles), without a deadline: plug-ins and the loop references are slow
+        test = (settings or hyp_settings(hyp_settings(), deadline=None))(
+            given(spec.cases(**fixed), st.sampled_from(chosen))(body))
+        test()
+    except Exception as error:
+        verdict = _essential(error)
+        if verdict is None:
+            raise
+        raise PluginCheckFailure(report.failure(verdict)) from None
+    return report

@@ -1,0 +1,9 @@
+"""A user's own test file: check a layer with the harness in a few lines (run: pytest examples/test_my_layer.py)."""
+from checks.plugins import check_plugin
+from examples.nhwc_conv import PLUGIN
+
+
+def test_my_conv_layer():
+    report = check_plugin("conv2d", PLUGIN)  # raises a failure report if anything is wrong
+    print(report.summary())
+    assert report.cases > 0
