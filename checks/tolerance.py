@@ -45,7 +45,7 @@ eps enters the same formulas.
    learning rates used: TRAINING_RTOL = 1e-9 (the issue's requirement) lies orders of magnitude above what is
    measured, and a gradient wrong by 1e-6 relative moves the parameters by more than that within one step.
 
-5. Plug-ins in lower precision (float32; float16/bfloat16 for torch) are compared with the float64 oracles, not
+6. Plug-ins in lower precision (float32; float16/bfloat16 for torch) are compared with the float64 oracles, not
    rejected: ``Evaluation.dtype`` is the coarsest precision among the plug-in's results (``checks.calls``), and
    eps = eps_of(dtype) replaces float64's eps in policy 1 (ROUNDING_SAFETY * eps * K * scale) and in policy 2's
    rounding term (the finite differences of a float32 forward carry float32 rounding, amplified by 1/h). Policy 3
@@ -101,5 +101,5 @@ def fd_tolerance(truncation: float, rounding: float, scale: float) -> float:
 
 def adjoint_tolerance(cauchy_schwarz_scale: float, dtype="float64") -> float:
     """Policy 3: the bound on |<Au, v> - <u, A^T v>|; for a lower-precision plug-in, ADJOINT_RTOL scaled by
-    eps(dtype) / eps(float64) (policy 5)."""
+    eps(dtype) / eps(float64) (policy 6)."""
     return ADJOINT_RTOL * eps_of(dtype) / eps_of("float64") * cauchy_schwarz_scale
