@@ -79,6 +79,9 @@ def format_table(rows: list[Row]) -> str:
 #: extra sections of the main job's output (errata, whole-network checks...): callables (rows, args) -> str
 SECTIONS: list = []
 
+from .network import network_section  # noqa: E402  (whole networks: cnnnumgradcheck, training vs PyTorch)
+SECTIONS.append(network_section)
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -38,13 +38,19 @@ def toolbox_configs(draw, **fixed):
     return c
 
 
+def toolbox_shapes(c):
+    return {"x": (c["N"], c["C0"], c["H"], c["W"]), "y": (c["N"], c["classes"]),
+            "k1": (c["C1"], c["C0"], c["k1"], c["k1"]), "b1": (c["C1"],),
+            "k2": (c["C2"], c["C1"], c["k2"], c["k2"]), "b2": (c["C2"],),
+            "W": (c["C2"] * c["Oh"] * c["Ow"], c["classes"]), "bo": (c["classes"],)}
+
+
 def toolbox_arrays(c, rng):
-    fvnum = c["C2"] * c["Oh"] * c["Ow"]
-    return {"x": normal(rng, (c["N"], c["C0"], c["H"], c["W"])),
-            "y": rng.uniform(0.0, 1.0, (c["N"], c["classes"])),
-            "k1": normal(rng, (c["C1"], c["C0"], c["k1"], c["k1"]), 0.5), "b1": normal(rng, (c["C1"],), 0.5),
-            "k2": normal(rng, (c["C2"], c["C1"], c["k2"], c["k2"]), 0.5), "b2": normal(rng, (c["C2"],), 0.5),
-            "W": normal(rng, (fvnum, c["classes"])), "bo": normal(rng, (c["classes"],))}
+    shape = toolbox_shapes(c)
+    return {"x": normal(rng, shape["x"]), "y": rng.uniform(0.0, 1.0, shape["y"]),
+            "k1": normal(rng, shape["k1"], 0.5), "b1": normal(rng, shape["b1"], 0.5),
+            "k2": normal(rng, shape["k2"], 0.5), "b2": normal(rng, shape["b2"], 0.5),
+            "W": normal(rng, shape["W"]), "bo": normal(rng, shape["bo"])}
 
 
 def toolbox_torch(x, y, k1, b1, k2, b2, W, bo, scales=(2, 2)):
@@ -114,16 +120,21 @@ def relu_kink_distance(c, arrays) -> float:
     return closest / max(rate_x, rate_k, 1.0)
 
 
+def relu_shapes(c):
+    return {"x": (c["N"], c["C0"], c["H"], c["W"]), "y": (c["N"], c["classes"]),
+            "k": (c["C1"], c["C0"], c["k"], c["k"]), "b": (c["C1"],),
+            "W": (c["C1"] * c["Oh"] * c["Ow"], c["classes"]), "bo": (c["classes"],)}
+
+
 def relu_arrays(c, rng):
     """Redraw (from the same generator, so reproducibly) until no ReLU input or max-pool tie lies within MARGIN
     (scaled as relu_kink_distance measures it). Large input and kernel scales make this likely: the distance
     grows with them while the data's density near a kink falls."""
-    fvnum = c["C1"] * c["Oh"] * c["Ow"]
+    shape = relu_shapes(c)
     for _ in range(1000):
-        arrays = {"x": normal(rng, (c["N"], c["C0"], c["H"], c["W"]), 2.0),
-                  "y": rng.dirichlet(np.ones(c["classes"]), c["N"]),
-                  "k": normal(rng, (c["C1"], c["C0"], c["k"], c["k"]), 2.0), "b": normal(rng, (c["C1"],)),
-                  "W": normal(rng, (fvnum, c["classes"]), 0.1), "bo": normal(rng, (c["classes"],))}
+        arrays = {"x": normal(rng, shape["x"], 2.0), "y": rng.dirichlet(np.ones(c["classes"]), c["N"]),
+                  "k": normal(rng, shape["k"], 2.0), "b": normal(rng, shape["b"]),
+                  "W": normal(rng, shape["W"], 0.1), "bo": normal(rng, shape["bo"])}
         if relu_kink_distance(c, arrays) >= tolerance.MARGIN:
             return arrays
     raise RuntimeError(f"relu_cnn: no input away from kinks found for {c}")
@@ -152,13 +163,15 @@ RELU_CNN = OpSpec(
     description="conv -> ReLU -> max pool -> dense -> softmax cross-entropy")
 
 SPECS = [TOOLBOX_CNN, RELU_CNN]
+#: op -> (config -> {arg name: shape}), for code that builds its own arrays (initial weights for training)
+SHAPES = {"toolbox_cnn": toolbox_shapes, "relu_cnn": relu_shapes}
 
 FORMULAS = [
     Formula("cnnbp: dffW = od fv' / batch, dffb = mean(od), od = e .* o(1-o)", "L = 1/2 sum e^2 / batch",
             "003", "toolbox_cnn", ("forward", "W", "bo")),
-    Formula("cnnbp: dk = convn(flipall(a), d, 'valid') / batch, db = sum(d) / batch; "
-            "d = a(1-a) .* expand(d_s, scale) / scale^2",
-            "d_s below conv = sum_j convn(d_j, rot180(k_ij), 'full')", "003", "toolbox_cnn", ("k1", "b1", "k2", "b2")),
+    Formula("cnnbp: dk = convn(flipall(a), d, 'valid') / batch, db = sum(d) / batch",
+            "d = a(1-a) .* expand(d_s, scale) / scale^2; d_s = sum_j convn(d_j, rot180(k_ij), 'full')", "003",
+            "toolbox_cnn", ("k1", "b1", "k2", "b2")),
     Formula("cnnbp's rules carried down to the input", "dL/dx = sum_j convn(d_j, rot180(k_ij), 'full') / batch",
             "003", "toolbox_cnn", ("x",)),
     Formula("conv -> ReLU -> max pool -> dense -> softmax CE, chained layer backwards",
