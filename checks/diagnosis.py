@@ -259,6 +259,31 @@ def _left_zero(ctx: Context) -> Iterable[Candidate]:
     yield "all zeros", np.zeros_like(ctx.expected)
 
 
+def _local_derivative_dropped(ctx: Context) -> Iterable[Candidate]:
+    if ctx.case.dy.shape == ctx.expected.shape:
+        yield "the result equals dE/dy", ctx.case.dy
+
+
+def _softmax_rows(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax_jacobian_mistakes(ctx: Context) -> Iterable[Candidate]:
+    """dE/dx_i = sum_k dE/dy_k J_ki with J_ii = y_i (1 - y_i), J_ki = -y_k y_i: the off-diagonal sign flipped,
+    or the off-diagonal terms left out (the Jacobian taken as diagonal, as for an element-wise activation)."""
+    y, dy = _softmax_rows(ctx.case.arrays["x"]), ctx.case.dy
+    diagonal = dy * y * (1 - y)
+    off = -y * (np.sum(dy * y, axis=-1, keepdims=True) - dy * y)  # sum_{k != i} dy_k (-y_k y_i)
+    yield "off-diagonal terms dy_k/dx_i = +y_k y_i (sign flipped)", diagonal - off
+    yield "off-diagonal terms left out (diagonal Jacobian y_i (1 - y_i) only)", diagonal
+
+
+def _sigmoid_of_input(ctx: Context) -> Iterable[Candidate]:
+    x = ctx.case.arrays["x"]
+    yield "f'(x) computed as x (1 - x) from the input instead of y (1 - y) from the output", ctx.case.dy * x * (1 - x)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The catalogue
 # ----------------------------------------------------------------------------------------------------------------
@@ -283,6 +308,12 @@ CATALOGUE: list[Mistake] = [
     Mistake("one-cell shift", "an off-by-one index (i+1, i-1) moved the whole result by one cell", _one_cell_shift),
     Mistake("overwritten instead of accumulated", "'=' where '+=' was needed: overlapping contributions were lost",
             _overwritten, quantities=("grad",)),
+    Mistake("local derivative dropped", "dE/dy passed through unchanged: the layer's own derivative (the ReLU "
+            "mask, f') was never applied", _local_derivative_dropped, quantities=("dx",)),
+    Mistake("softmax Jacobian wrong", "the softmax backward must apply the full Jacobian, J_ii = y_i (1 - y_i), "
+            "J_ki = -y_k y_i", _softmax_jacobian_mistakes, ops=("softmax",), quantities=("dx",)),
+    Mistake("sigmoid derivative from the input", "f' = f (1 - f) needs the output f, not the input x",
+            _sigmoid_of_input, ops=("sigmoid",), quantities=("dx",)),
     Mistake("scaled by a constant", "the right shape, times a constant (a stray 1/N, 2, window area, sign...)",
             _scaled, fit_scale=True),
 ]
