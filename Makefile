@@ -23,5 +23,9 @@ test: setup
 test-thorough: setup
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -n auto $(PYTEST_ARGS)
 
+# Not part of `make test`: the harness's check against torch.autograd.gradcheck (docs/benchmark.md); a few minutes.
+bench: setup
+	$(PY) -m benchmarks.bench_gradcheck
+
 clean:
 	rm -rf $(VENV) .hypothesis .pytest_cache
