@@ -115,8 +115,8 @@ def _why_out_of_range(spec: OpSpec, formula: Printed, result: CaseResult) -> str
 def check_printed(formula: Printed, max_examples: int | None = None) -> ErratumResult:
     if formula.special is not None:
         passed, text = formula.special()
-        return ErratumResult(formula, CONFIRMED if passed else WRONG, "" if passed else text,
-                             [text] if passed else [])
+        return ErratumResult(formula, CONFIRMED if passed else WRONG, "" if passed else text.split(": ")[0],
+                             [text])
     spec = get_spec(formula.op)
     impl = printed_implementation(spec, formula)
     examples = max_examples or hyp_settings.default.max_examples

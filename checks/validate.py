@@ -1,6 +1,6 @@
 """The main job: validate every formula of the derivations against the oracles and print one table row per formula.
 
-    python -m checks.validate [--profile ci|default|thorough] [--only SUBSTRING]
+    python -m checks.validate [--profile ci|default|thorough] [--only SUBSTRING] [--json PATH]
 
 Each row runs the formula's op (its loop-based reference) on Hypothesis-generated configurations restricted as the
 formula states, and records, over the quantities the formula is about, which oracles agreed, how many examples ran,
@@ -83,11 +83,42 @@ from .network import network_section  # noqa: E402  (whole networks: cnnnumgradc
 SECTIONS.append(network_section)
 
 
+def errata_section(rows, args) -> str:
+    """The printed formulas of the seeds, checked (checks.errata)."""
+    from .errata import section
+    return section(rows, args)
+
+
+SECTIONS.append(errata_section)
+
+#: where the main job writes its JSON summary unless --json says otherwise (reports/ is not tracked)
+DEFAULT_JSON = "reports/summary.json"
+
+
+def summary(rows: list[Row], profile: str) -> dict:
+    """The table as data, for CI: no timings, so that it is identical across runs with the derandomized ci profile."""
+    return {"profile": profile, "formulas": [
+        {"formula": r.formula.name, "equation": r.formula.equation, "source": r.formula.source, "op": r.formula.op,
+         "oracles": r.validated_by, "examples": r.examples, "worst_relative_error": r.worst_relative,
+         "worst_oracle": r.worst_oracle, "verdict": r.verdict} for r in rows]}
+
+
+def write_summary(rows: list[Row], profile: str, path: str) -> None:
+    import json
+    import os
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(summary(rows, profile), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default=None, help="Hypothesis profile (default: $HYPOTHESIS_PROFILE, "
                                                           "'ci' when CI is set, else 'default')")
     parser.add_argument("--only", default=None, help="validate only formulas whose name contains this text")
+    parser.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
+                        help=f"write the table as JSON here (default {DEFAULT_JSON}; '' for none)")
     args = parser.parse_args(argv)
     name = profiles.load() if args.profile is None else (hyp_settings.load_profile(args.profile) or args.profile)
     formulas = [f for f in all_formulas() if args.only is None or args.only in f.name]
@@ -96,6 +127,8 @@ def main(argv=None) -> int:
     for formula in formulas:
         rows.append(validate_formula(formula))
     print(format_table(rows))
+    if args.json:
+        write_summary(rows, str(name), args.json)
     for row in rows:
         if row.verdict != VALIDATED:
             print(f"\n{row.formula.name}: {row.verdict}\n{row.detail}")
