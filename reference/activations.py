@@ -96,14 +96,19 @@ def softmax_backward(dy, x):
         dy_i/dx_i = y_i (1 - y_i)            (i = j)
         dy_k/dx_i = -y_k y_i                 (k != i)
 
-    004 stresses the sum over k: every x_i influences every y_k, so the diagonal alone is wrong.
+    004 stresses the sum over k: every x_i influences every y_k, so the diagonal alone is wrong. Both cases are
+    y_i (delta_ki - y_k), so the sum is evaluated as y_i (dE/dy_i - sum_k y_k dE/dy_k): the i = j term contributes
+    y_i dE/dy_i, and every k (i included) contributes -y_i y_k dE/dy_k. This is the order torch evaluates it in; the
+    loop-per-(k, i) order rounds differently, and near saturation (a y_i close to 1) both lose relative accuracy
+    in the small results, beyond what the rounding tolerance arbitrates.
     """
     y = softmax_forward(x)
     N, K = y.shape
     dx = np.zeros((N, K))
     for n in range(N):
+        expected_dy = 0.0                       # sum_k y_k dE/dy_k: the off-diagonal terms' common factor
+        for k in range(K):
+            expected_dy += y[n, k] * dy[n, k]
         for i in range(K):
-            for k in range(K):
-                jacobian = y[n, i] * (1.0 - y[n, i]) if k == i else -y[n, k] * y[n, i]
-                dx[n, i] += dy[n, k] * jacobian
+            dx[n, i] = y[n, i] * (dy[n, i] - expected_dy)
     return (dx,)

@@ -11,7 +11,9 @@ Softmax fused with cross-entropy (on logits z, soft targets t, each row of t a p
     E = -sum_n sum_k t[n, k] ln softmax(z)[n, k] = sum_n ( (sum_k t[n, k]) lse(z[n]) - sum_k t[n, k] z[n, k] )
     dE/dz[n, k] = (sum_j t[n, j]) softmax(z)[n, k] - t[n, k]      (= softmax - t for rows of t summing to 1)
 
-with lse(z) = m + ln sum_k e^{z_k - m}, m = max_k z_k: finite for logits in the hundreds, where e^z overflows.
+computed as log-softmax, ln softmax(z)_k = (z_k - m) - ln sum_j e^{z_j - m} with m = max_j z_j: every exponent is
+<= 0, so logits in the hundreds (where e^z overflows beyond 709, or underflows to 0/0 below -745) stay finite, and
+z_k - m is exact for neighbouring logits (no rounding at the logits' magnitude: m + ln(...) would lose eps * |m|).
 """
 from __future__ import annotations
 
@@ -62,20 +64,21 @@ def cross_entropy_backward(dE, y, t):
 
 # ---- softmax + cross-entropy on logits --------------------------------------------------------------------------
 
-def log_sum_exp(row) -> float:
-    """lse(z) = m + ln sum_k e^{z_k - m}, m = max_k z_k (every exponent <= 0: no overflow)."""
+def log_softmax_row(row) -> list[float]:
+    """ln softmax(z)_k = (z_k - m) - ln sum_j e^{z_j - m},  m = max_j z_j."""
     m = max(row)
-    return m + np.log(sum(np.exp(v - m) for v in row))
+    log_total = np.log(sum(np.exp(v - m) for v in row))
+    return [(v - m) - log_total for v in row]
 
 
 def softmax_cross_entropy_forward(z, t):
-    """E = -sum_n sum_k t[n, k] (z[n, k] - lse(z[n]))   (log-softmax never formed as ln of a rounded 0)"""
+    """E = -sum_n sum_k t[n, k] ln softmax(z[n])_k      (never ln of a probability rounded to 0)"""
     N, K = z.shape
     total = 0.0
     for n in range(N):
-        lse = log_sum_exp(z[n])
+        log_p = log_softmax_row(z[n])
         for k in range(K):
-            total -= t[n, k] * (z[n, k] - lse)
+            total -= t[n, k] * log_p[k]
     return _scalar(total)
 
 

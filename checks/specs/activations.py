@@ -1,0 +1,67 @@
+"""Activations on (N, K) batches: ReLU, sigmoid, tanh (element-wise) and softmax over the K classes of a sample."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hypothesis import strategies as st
+
+from reference import activations as ref
+from ..spec import Formula, Implementation, OpSpec
+from ..strategies import away_from_zero, normal, pick
+
+#: common offsets of a sample's logits: 0, and hundreds beyond e^x's range (e^800 overflows, e^-800 underflows, so
+#: only a softmax that subtracts the maximum stays finite). The spread around the offset stays O(1): a softmax
+#: saturated to y = (1, 1e-100, ...) has gradients ~1e-100 that torch's own y (dy - sum y dy) gets with relative
+#: error ~1 (1 - y rounds to 0), below what tolerance policy 1 can arbitrate (its term-size estimate, the op on
+#: |x|, cancels the same way).
+OFFSETS = (0.0, -800.0)
+
+
+def batch_configs(offsets=(0.0,)):
+    """N samples (batch 1 and more) of K values (width 1 and more); ``offset`` is added to every generated input."""
+    def configs(**fixed):
+        return st.fixed_dictionaries({"N": pick(fixed, "N", st.integers(1, 3)),
+                                      "K": pick(fixed, "K", st.integers(1, 4)),
+                                      "offset": pick(fixed, "offset", st.sampled_from(offsets))})
+    return configs
+
+
+def shape(c):
+    return (c["N"], c["K"])
+
+
+def _spec(name, torch_forward, make_arrays, description, offsets=(0.0,), **extra):
+    return OpSpec(name=name, arg_names=("x",), configs=batch_configs(offsets), make_arrays=make_arrays,
+                  output_shape=shape, hyper=lambda c: {}, torch_forward=torch_forward,
+                  reference=Implementation.from_module(ref, name, f"reference.activations.{name}"),
+                  reduction_length=lambda c: c["K"], description=description, **extra)
+
+
+RELU = _spec("relu", F.relu, lambda c, rng: {"x": away_from_zero(rng, shape(c))},
+             "ReLU, max(0, x); inputs keep MARGIN from 0", piecewise_linear_args=("x",),
+             kink_distance=lambda c, arrays: float(np.min(np.abs(arrays["x"]))),
+             nondifferentiable="ReLU at x = 0")
+SIGMOID = _spec("sigmoid", torch.sigmoid, lambda c, rng: {"x": normal(rng, shape(c), 2.0)},
+                "logistic sigmoid 1 / (1 + e^-x)")
+TANH = _spec("tanh", torch.tanh, lambda c, rng: {"x": normal(rng, shape(c))}, "hyperbolic tangent")
+SOFTMAX = _spec("softmax", lambda x: F.softmax(x, dim=1),
+                lambda c, rng: {"x": c["offset"] + normal(rng, shape(c))},
+                "softmax over axis 1 of (N, K), logits O(1) and in the hundreds", offsets=OFFSETS)
+
+SPECS = [RELU, SIGMOID, TANH, SOFTMAX]
+
+FORMULAS = [
+    Formula("ReLU forward and backward", "y = max(0, x); dE/dx = dE/dy if x > 0 else 0 (000's 'y >= 0' is an "
+            "erratum)", "004, 000", "relu", ("forward", "x"), {}),
+    Formula("sigmoid derivative f (1 - f)", "dE/dx = dE/dy f(x) (1 - f(x))", "004", "sigmoid", ("forward", "x"),
+            {}),
+    Formula("tanh derivative 1 - tanh^2", "dE/dx = dE/dy (1 - tanh(x)^2)", "002 (named)", "tanh",
+            ("forward", "x"), {}),
+    Formula("softmax forward", "y_i = e^x_i / sum_k e^x_k", "004", "softmax", ("forward",), {}),
+    Formula("softmax full Jacobian applied to dE/dy",
+            "dE/dx_i = sum_k dE/dy_k dy_k/dx_i; dy_i/dx_i = y_i (1 - y_i), dy_k/dx_i = -y_k y_i", "004", "softmax",
+            ("x",), {"K": st.integers(2, 4)}),
+    Formula("softmax with logits in the hundreds", "same, computed with e^(x - max x)", "004", "softmax",
+            ("forward", "x"), {"offset": -800.0}),
+]
