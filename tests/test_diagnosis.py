@@ -244,3 +244,17 @@ def test_catalogue_is_extendable_per_op():
 def test_worst_elements_are_sorted_by_error():
     worst = worst_elements(np.array([[0.0, 1.0], [2.0, 3.0]]), np.array([[0.0, 1.5], [0.0, 3.1]]), rows=2)
     assert [w[0] for w in worst] == [(1, 0), (0, 1)]
+
+
+def test_pictures_of_a_failing_gradient(tmp_path):
+    from checks.pictures import PicturesUnavailable, write_pictures
+
+    result = _result(WRONG_LAYERS["stride forgotten"])
+    try:
+        paths = write_pictures(result, str(tmp_path))
+    except PicturesUnavailable as missing:  # matplotlib is optional: then the message must say what to install
+        assert "pip install matplotlib" in str(missing)
+        return
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["conv2d_dw_wrong_conv_backward.png"]
+    with open(paths[0], "rb") as picture:
+        assert picture.read(8) == b"\x89PNG\r\n\x1a\n"
