@@ -11,11 +11,18 @@ from .spec import Case, Implementation, OpSpec
 
 
 class GradientCheckFailure(AssertionError):
-    """An oracle disagrees with the implementation; the message is the full report."""
+    """An oracle disagrees with the implementation; the message is the full report (with its diagnosis), built when
+    first read: Hypothesis raises many of these while shrinking and reads only the last."""
 
     def __init__(self, result: "CaseResult"):
         self.result = result
-        super().__init__(report.failure_report(result))
+        self._report = None
+        super().__init__()
+
+    def __str__(self) -> str:
+        if self._report is None:
+            self._report = report.failure_report(self.result)
+        return self._report
 
 
 class NotDifferentiableHere(AssertionError):
