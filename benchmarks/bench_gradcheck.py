@@ -10,9 +10,10 @@ The function under test is each op computed by torch.nn.functional in float64 be
             is left out: it compares with torch itself, which here *is* the implementation (circular); the
             "reference" oracle runs the pure-Python loop references, a separate cost that is not the check's.
 - gradcheck fast: ``torch.autograd.gradcheck(fast_mode=True)`` with its default eps/atol/rtol.
-- gradcheck full: ``torch.autograd.gradcheck`` (full Jacobians). Its Jacobians hold n_in * n_out numbers; above
-            FULL_JACOBIAN_CAP it is not run and its time is estimated (marked "~"), and its error detection is run
-            only where one check takes under FULL_DETECTION_BUDGET_S.
+- gradcheck full: ``torch.autograd.gradcheck`` (full Jacobians of n_in * n_out numbers, 2 forward calls per input
+            element). Above FULL_JACOBIAN_CAP entries or FULL_INPUT_CAP inputs it is not run and its time is
+            estimated (marked "~"); its planted errors are run only where one check takes under
+            FULL_DETECTION_BUDGET_S.
 
 Reported: median wall time of REPEATS checks of the correct implementation, the forward/backward calls one check
 makes (counted by wrapping the implementation), whether the correct implementation is flagged (a false alarm), and
@@ -43,8 +44,10 @@ SIZES = (1e2, 1e3, 1e4, 1e5)
 SEED = 20240601
 #: full gradcheck builds two dense n_in x n_out float64 Jacobians; above this many entries it is not run
 FULL_JACOBIAN_CAP = 1.5e8
+#: ... nor above this many input elements (2 forward calls each: minutes per check at 1e5)
+FULL_INPUT_CAP = 2e4
 #: planted-error runs of full gradcheck only where one check takes less than this (seconds)
-FULL_DETECTION_BUDGET_S = 1.0
+FULL_DETECTION_BUDGET_S = 2.0
 #: the harness's oracles for this benchmark: those independent of a second implementation
 HARNESS_ORACLES = tuple(name for name in ORACLES if name == "finite differences" or "adjoint" in name)
 
@@ -127,7 +130,7 @@ def full_estimate(spec, case, n_in, n_out) -> Row:
     gib = 2 * n_in * n_out * 8 / 2**30
     return Row(spec.name, n_in, n_out, "gradcheck full", forwards * per_forward + backwards * per_backward,
                forwards, backwards, None, {err: None for err in ERRORS}, estimated=True,
-               note=f"not run: two Jacobians of {gib:.0f} GiB; time and calls estimated")
+               note=f"not run (two Jacobians of {gib:.3g} GiB); lower-bound estimate from per-call times")
 
 
 def bench_op(spec, family, sizes, repeats) -> list[Row]:
@@ -141,7 +144,7 @@ def bench_op(spec, family, sizes, repeats) -> list[Row]:
                             lambda impl: harness_flags(spec, impl, case), repeats))
         rows.append(measure(spec, case, n_in, n_out, "gradcheck fast",
                             lambda impl: gradcheck_flags(spec, impl, case, True), repeats))
-        if n_in * n_out > FULL_JACOBIAN_CAP:
+        if n_in * n_out > FULL_JACOBIAN_CAP or n_in > FULL_INPUT_CAP:
             rows.append(full_estimate(spec, case, n_in, n_out))
         else:
             row = measure(spec, case, n_in, n_out, "gradcheck full",
