@@ -35,8 +35,10 @@ eps enters the same formulas.
        |<A u, v> - <u, A^T v>| <= ADJOINT_RTOL * (|A u|_2 |v|_2 + |u|_2 |A^T v|_2),   ADJOINT_RTOL = 1e-12
 
    The Cauchy-Schwarz scale on the right makes this independent of cancellation in the inner products.
-   ADJOINT_RTOL is about 4500 eps(float64): room for reduction lengths K in the hundreds (the forward's rounding at
-   a +- u, relative to |A u|, is about eps K); measured on the references: below 3e-16 (``checks.adjoint``).
+   ADJOINT_RTOL is about 4500 eps(float64): the forward's rounding at a +- u, relative to |A u|, is about
+   eps K |f(a)| / |A u|, which leaves room for K in the hundreds and for |f(a)| well above |A u| (a bias much larger
+   than x W). Measured on the references (``checks.adjoint``): conv, pooling, ReLU below 3e-16; dense up to 9e-15
+   (a dW test with |b| ~ 100 |x W|).
 
 4. Distance from non-differentiable points: generated inputs keep MARGIN from ReLU's zero and from ties in
    pooling windows; the finite-difference stencil reaches at most 4 h |v|_inf = 4e-3 < MARGIN / 2.
