@@ -97,7 +97,8 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
 
 def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
                    name: str, grad: np.ndarray, dy: np.ndarray, y0: np.ndarray, direction: np.ndarray,
-                   reduction_length: int, kink_reason: str = "", dtype: str = "float64") -> Comparison:
+                   reduction_length: int, kink_reason: str = "", dtype: str = "float64",
+                   magnitude=None) -> Comparison:
     """Directional finite-difference check of the gradient of one argument."""
     x = np.asarray(arrays[name], dtype=np.float64)
     h = tolerance.FD_STEP
@@ -111,7 +112,9 @@ def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], ar
     grad = np.asarray(grad, dtype=np.float64)
     claimed = float(np.sum(grad * direction))
     scale = float(np.sum(np.abs(grad * direction)))
-    abs_output_dot = float(np.sum(np.abs(dy) * np.abs(y0)))
+    # the forward's rounding is relative to the magnitude of its summed terms (tolerance policy 6), not to |y|
+    size = np.abs(y0) if magnitude is None else np.maximum(np.abs(y0), np.abs(magnitude))
+    abs_output_dot = float(np.sum(np.abs(dy) * size))
     return directional_check(phi, float(np.sum(dy * y0)), claimed, scale, abs_output_dot, h, reduction_length,
                              f"d{name}", kink_reason, dtype)
 

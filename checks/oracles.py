@@ -95,6 +95,11 @@ def kink_reason(spec: OpSpec, case: Case) -> str:
     return ""
 
 
+def _low_precision_magnitude(evaluation: Evaluation):
+    """For a lower-precision plug-in, the magnitude of the forward's terms bounds its rounding (policy 6)."""
+    return None if evaluation.dtype == "float64" else evaluation.magnitudes.get("forward")
+
+
 def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
                              evaluation: Evaluation) -> list[Comparison]:
     rng = np.random.default_rng(case.seed ^ 0x5EED)
@@ -105,7 +110,7 @@ def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
         v = finite_diff.direction_for(grad, rng)
         out.append(finite_diff.check_argument(evaluation.forward, case.arrays, name, grad, case.dy, evaluation.y,
                                               v, spec.reduction_length(case.config), reason,
-                                              evaluation.dtype))
+                                              evaluation.dtype, _low_precision_magnitude(evaluation)))
     return out
 
 

@@ -88,23 +88,23 @@ class Plugin:
             perm = axes.get(name)
             return np.transpose(out, np.argsort(perm)) if perm and out.ndim == len(perm) else out
 
-        def call(role, fn, args, given: Mapping[str, Any], hyper):
+        def call(role, adapter, args, given: Mapping[str, Any]):
             before = {n: backend.snapshot(a) for n, a in given.items()}
             with _deterministic_torch(backend):
-                result = calls.call_user(fn, args, hyper, role)
+                result = adapter(*args)  # the adapters run user code through calls.call_user
             for n, a in given.items():
                 calls.unchanged(n, before[n], a, role)
             return result
 
         def forward(*arrays, **hyper):
             user = {n: present(n, a) for n, a in zip(names, arrays)}
-            return back("y", call("forward", self.forward, [user, hyper], user, {}), "the forward output y")
+            return back("y", call("forward", self.forward, [user, hyper], user), "the forward output y")
 
         def backward(dy, *arrays, **hyper):
             user = {n: present(n, a) for n, a in zip(names, arrays)}
             user_dy = present("y", dy)
             raw = call("backward", self.backward, [user_dy, user, hyper, spec.differentiable],
-                       {"dy (the upstream gradient)": user_dy, **user}, {})
+                       {"dy (the upstream gradient)": user_dy, **user})
             grads = calls.gradient_tuple(spec, raw)
             return {n: back(n, g, f"the gradient d{n}") for n, g in grads.items()}
 
@@ -233,9 +233,10 @@ def layer_object(make: Any, *, params: Mapping[str, str], grads: Mapping[str, st
                 The other arguments of the op are the inputs of forward, in spec order.
     grads:      arg name -> where backward leaves its gradient ("dW", "grads.W", "grads[W]"); inputs not named here
                 are taken from backward's return value (one array, or a tuple for several inputs).
-    accumulate: "reset" (zero the gradient slots before backward: right for objects that add, ``dW += ...``, and
-                for objects that overwrite) or "diff" (read the slots before and after and take the difference, for
-                slots that cannot be assigned).
+    accumulate: "reset" (assign zeros to the gradient slots before backward: right for objects that add,
+                ``dW += ...``, and for objects that overwrite) or "diff" (for slots that cannot be assigned: zero
+                the array held there in place, or else take after - before, which carries the rounding of the
+                accumulated sum).
     """
     if accumulate not in ("reset", "diff"):
         raise ValueError(f"accumulate must be 'reset' or 'diff', not {accumulate!r}")
@@ -262,7 +263,7 @@ def layer_object(make: Any, *, params: Mapping[str, str], grads: Mapping[str, st
             if accumulate == "reset" and p in arrays:
                 _set(obj, path, _zeros_like(arrays[p]))
             elif accumulate == "diff":
-                before[p] = _copy(_get(obj, path, 0.0))
+                before[p] = _zero_in_place_or_copy(_get(obj, path))
         returned = calls.call_user(_method(obj, "backward"), [dy], {}, f"{type(obj).__name__}.backward")
         from_return = [n for n in wrt if n not in grads]
         if len(from_return) == 1:
@@ -277,6 +278,18 @@ def layer_object(make: Any, *, params: Mapping[str, str], grads: Mapping[str, st
         return out
 
     return _make_plugin(name or _label(make), fwd, bwd, "numpy", **options)
+
+
+def _zero_in_place_or_copy(slot):
+    """For "diff": zero the accumulator in place when it is an array (then after - 0 is exact); otherwise a copy
+    to subtract (after - before carries rounding of the size of the accumulated sum)."""
+    if slot is None:
+        return 0.0
+    try:
+        slot[...] = 0
+        return 0.0
+    except (TypeError, ValueError, RuntimeError):
+        return _copy(slot)
 
 
 def _zeros_like(a):
@@ -504,6 +517,9 @@ class PluginReport:
 
     def failure(self, error: BaseException) -> str:
         lines = [str(error)]
+        impl = getattr(getattr(error, "result", None), "impl", None)  # a wrong value rather than a misbehaviour
+        if getattr(impl, "layout", "contiguous") != "contiguous":
+            lines += [f"  {line}" for line in layouts_mod.hint(impl.layout).strip().splitlines()]
         if self.precision_note:
             lines.append(f"  {self.precision_note}")
         if self.limits:

@@ -19,6 +19,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("cnn-gradcheck", "gradient checks of CNN layers")
     group.addoption("--plugin", action="append", default=[], metavar="OP=MODULE:ATTR",
                     help="check an implementation of OP (e.g. conv2d=mypkg.layers:conv) with the property suite")
+    group.addoption("--plugin-max-examples", type=int, default=None, metavar="N",
+                    help="generated cases per --plugin check (default: the Hypothesis profile's count)")
 
 
 def _requested(config) -> list[str]:
@@ -59,7 +61,10 @@ class PluginItem(pytest.Item):
         if op not in all_specs():
             raise ImplementationError("bad --plugin option", f"unknown op {op!r}; known ops: "
                                       f"{', '.join(sorted(all_specs()))}")
-        report = check_plugin(op, load(target))
+        count = self.config.getoption("plugin_max_examples")
+        from hypothesis import settings
+        report = check_plugin(op, load(target), settings=settings(settings(), deadline=None, max_examples=count)
+                              if count else None)
         self.config.stash.setdefault(_SUMMARIES, []).append(report.summary())
 
     def repr_failure(self, excinfo, style=None):

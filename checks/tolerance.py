@@ -55,6 +55,9 @@ eps enters the same formulas.
    rounding term (the finite differences of a float32 forward carry float32 rounding, amplified by 1/h). Policy 3
    keeps the same multiple of the unit roundoff: ADJOINT_RTOL * eps(dtype) / eps(float64) (1e-12 -> 5.4e-4 for
    float32). Rounding of the inputs to the plug-in's precision is an error of eps |x| per term, inside K eps.
+   In policy 2 the forward's rounding is then taken relative to the magnitude M of its summed terms (as in policy
+   1), sum_i |dy_i| max(|y_i|, M_i): a float32 output that cancels (y = 0.01 from terms of size 1) is rounded at
+   eps * 1, not eps * 0.01, and the finite differences of it are that noisy.
 """
 from __future__ import annotations
 

@@ -1,0 +1,192 @@
+"""Plug-ins: each adapter brings a correct layer through the whole suite; limits keep the generator inside and are
+reported; inputs arrive in every memory layout (channels_last for torch); lower precision gets a note, not a
+rejection; the command-line option and a user's own test file work."""
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import settings
+
+from checks import plugins as P, profiles
+from checks.plugins import PluginCheckFailure, check_plugin
+
+import plugin_fixtures as fx  # tests/ is on sys.path (pytest rootdir-relative import)
+
+FEW = settings(max_examples=5, deadline=None)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+ADAPTERS = {
+    "canonical numpy functions": P.plugin(fx.conv_forward, fx.conv_backward),
+    "function pair with cache (cs231n)": P.function_pair(
+        fx.pair_forward, fx.pair_backward,
+        call=lambda x, w, b, **hyper: (x, w, b, hyper)),
+    "object, gradients in attributes, one instance reused (accumulating, diff)": P.layer_object(
+        fx.ConvLayer(), params={"w": "W", "b": "b"}, grads={"w": "dW", "b": "db"}, accumulate="diff",
+        limits={"stride": 1, "padding": 0, "dilation": 1}),
+    "object, gradients in dicts, channels-last (examples/nhwc_conv.py)": __import__(
+        "examples.nhwc_conv", fromlist=["PLUGIN"]).PLUGIN,
+    "torch function": P.torch_function(F.conv2d),
+    "torch.autograd.Function": P.autograd_function(fx.ConvFunction),
+    "torch.nn.Module": P.torch_module(fx.conv_module, params={"w": "weight", "b": "bias"}),
+}
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_a_correct_layer_passes_through_every_adapter(adapter):
+    report = check_plugin("conv2d", ADAPTERS[adapter], settings=FEW)
+    assert report.cases >= 5
+    assert {"pytorch", "reference", "finite differences", "adjoint"} <= report.oracles_seen
+
+
+def test_reused_accumulating_object_without_reset_is_nondeterministic():
+    """The same object with its accumulation not undone: the second identical call gives doubled gradients."""
+    layer = P.layer_object(fx.ConvLayer(), params={"w": "W", "b": "b"}, grads={"w": "dW", "b": "db"},
+                           accumulate="reset", limits={"stride": 1, "padding": 0, "dilation": 1})
+    check_plugin("conv2d", layer, settings=FEW)  # reset: zeroed before each backward, passes
+    broken = P.plugin(*_accumulating_pair())
+    with pytest.raises(PluginCheckFailure, match="nondeterministic results"):
+        check_plugin("conv2d", broken, settings=FEW)
+
+
+def _accumulating_pair():
+    state = {}
+
+    def backward(dy, x, w, b, stride, padding, dilation):
+        dx, dw, db = fx.conv_backward(dy, x, w, b, stride, padding, dilation)
+        state["dw"] = state.get("dw", 0) + dw  # kept across calls
+        return dx, state["dw"], db
+    return fx.conv_forward, backward
+
+
+def test_limits_keep_the_generator_inside_and_the_report_names_what_was_left_out():
+    def forward(x, w, b, stride, padding, dilation):
+        assert stride == (1, 1) and padding == (0, 0), "only stride 1 without padding"
+        return fx.conv_forward(x, w, b, stride, padding, dilation)
+
+    limited = P.plugin(forward, fx.conv_backward, limits={"stride": 1, "padding": 0}, name="no-stride conv")
+    report = check_plugin("conv2d", limited, settings=FEW)
+    assert all(c["sh"] == c["sw"] == 1 and c["ph"] == c["pw"] == 0 for c in report.configs)
+    summary = report.summary()
+    assert "excluded by the limits (stride=1, padding=0)" in summary
+    assert "sh in {2, 3}" in summary and "ph in {1" in summary
+    assert "conv with stride and zero padding" in summary  # formula row only partly covered
+    with pytest.raises(PluginCheckFailure, match="only stride 1 without padding"):  # undeclared: reported
+        check_plugin("conv2d", P.plugin(forward, fx.conv_backward), settings=FEW)
+
+
+def _contiguous_strides(a):
+    return tuple(int(np.prod(a.shape[i + 1:])) * a.itemsize for i in range(a.ndim))
+
+
+def _im2col_forward(x, w, b, stride, padding, dilation):
+    """Windows by as_strided with strides computed from the shape: right only for C-contiguous x."""
+    N, C, H, W = x.shape
+    K, _, kh, kw = w.shape
+    Ho, Wo = H - kh + 1, W - kw + 1
+    sN, sC, sH, sW = _contiguous_strides(x)  # the bug: x.strides is what as_strided needs
+    cols = np.lib.stride_tricks.as_strided(x, (N, Ho, Wo, C, kh, kw), (sN, sH, sW, sC, sH, sW))
+    return np.einsum("nijcst,kcst->nkij", cols, w) + b[None, :, None, None]
+
+
+def test_code_assuming_contiguous_numpy_inputs_is_caught():
+    buggy = P.plugin(_im2col_forward, fx.conv_backward, limits={"stride": 1, "padding": 0, "dilation": 1},
+                     name="as_strided im2col")
+    check_plugin("conv2d", buggy, layouts=["contiguous"], settings=FEW)  # right on contiguous inputs
+    for layout, problem in [("transposed", "forward, dw, dx wrong"), ("strided", "NaN in the output")]:
+        with pytest.raises(PluginCheckFailure) as failure:
+            check_plugin("conv2d", buggy, layouts=[layout], settings=FEW)
+        message = str(failure.value)
+        assert problem in message and f"(inputs as {layout} views)" in message
+        assert "assumes a contiguous layout" in message
+
+
+def _flat_view_conv(x, w, b, stride, padding, dilation):
+    """Reads x through its storage as if it were contiguous (what raw data_ptr code does)."""
+    flat = torch.as_strided(x, (x.numel(),), (1,))
+    return F.conv2d(flat.reshape(x.shape), w, b, stride, padding, dilation)
+
+
+@pytest.mark.parametrize("layout, problem", [("channels_last", "forward"), ("strided", "NaN")])
+def test_torch_code_assuming_contiguous_memory_is_caught(layout, problem):
+    with pytest.raises(PluginCheckFailure) as failure:
+        check_plugin("conv2d", P.torch_function(_flat_view_conv), layouts=[layout], settings=FEW)
+    message = str(failure.value)
+    assert problem in message and f"inputs as {layout} views" in message
+
+
+def test_torch_plugins_receive_channels_last_and_strided_tensors():
+    seen = set()
+
+    def spy(x, w, b, stride, padding, dilation):
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            seen.add("channels_last")
+        if not x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last):
+            seen.add("non-contiguous")
+        return F.conv2d(x, w, b, stride, padding, dilation)
+
+    check_plugin("conv2d", P.torch_function(spy), layouts=["channels_last", "strided"],
+                 settings=settings(max_examples=8, deadline=None), limits={"C_in": 2, "N": 2})
+    assert seen == {"channels_last", "non-contiguous"}
+
+
+def test_float32_plugins_are_checked_with_float32_tolerances_and_a_note():
+    def forward32(x, w, b, stride, padding, dilation):
+        return fx.conv_forward(*(a.astype(np.float32) for a in (x, w, b)), stride, padding, dilation)
+
+    def backward32(dy, x, w, b, stride, padding, dilation):
+        return fx.conv_backward(*(a.astype(np.float32) for a in (dy, x, w, b)), stride, padding, dilation)
+
+    with pytest.warns(P.PrecisionNote, match=r"returns float32 results.*tolerance = 8 \* eps\(float32\)"):
+        report = check_plugin("conv2d", P.plugin(forward32, backward32), settings=FEW)
+    assert report.precision == "float32"
+    torch32 = P.torch_function(F.conv2d, dtype="float32")
+    with pytest.warns(P.PrecisionNote):
+        check_plugin("conv2d", torch32, settings=FEW)
+
+    def off_by_1e2(x, w, b, stride, padding, dilation):  # far above float32 rounding: still rejected
+        return forward32(x, w, b, stride, padding, dilation) * (1 + 1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", P.PrecisionNote)
+        with pytest.raises(PluginCheckFailure, match=r"(?s)conv2d: forward.* wrong in .*precision note"):
+            check_plugin("conv2d", P.plugin(off_by_1e2, backward32), settings=FEW)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine: the CUDA plug-in check "
+                                                          "needs one (it runs the same suite on device='cuda')")
+def test_torch_plugin_on_cuda_is_checked_the_same_way():
+    report = check_plugin("conv2d", P.torch_function(F.conv2d, device="cuda"), settings=FEW)
+    assert report.cases >= 5 and report.precision == "float64"
+
+
+def test_a_users_test_file(monkeypatch):
+    """examples/test_my_layer.py, as a user would run it (with few examples here, to keep the suite fast)."""
+    settings.register_profile("plugin-test", settings(settings.get_profile(profiles.active_profile()),
+                                                      max_examples=4))
+    try:
+        settings.load_profile("plugin-test")
+        from examples.test_my_layer import test_my_conv_layer
+        test_my_conv_layer()
+    finally:
+        profiles.load()
+
+
+def test_command_line_option():
+    """`pytest --plugin OP=MODULE:ATTR` needs no test file; the buggy example's report is shrunk and traceback-free."""
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider",
+         "--plugin", "conv2d=examples.buggy_conv:PLUGIN", "--plugin", "conv2d=examples.nhwc_conv:PLUGIN",
+         "--plugin-max-examples", "8"],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HYPOTHESIS_PROFILE": "ci"})
+    out = run.stdout
+    assert run.returncode == 1, out + run.stderr
+    assert "1 passed" in out and "1 failed" in out
+    assert "conv2d: dw wrong in buggy conv (examples/buggy_conv.py)" in out
+    assert "configuration: conv2d(N=1, C_in=1, C_out=1, kh=1" in out
+    assert "Traceback" not in out and "plugins.py" not in out
+    assert "ConvNHWC (examples/nhwc_conv.py) passed 8 generated cases" in out
+    assert "not covered: excluded by the limits (dilation=1): dh in {2}; dw in {2}" in out
