@@ -286,13 +286,14 @@ def plot_losses(runs: list[TrainingComparison], path: str) -> str:
     return f"loss curves plotted to {path}"
 
 
-def network_section(rows, args, steps: int = 30, plot_path: str = "reports/network_loss_curves.png") -> str:
+def network_section(rows, args, steps: int = 30,
+                    plot_path: str = "reports/network_loss_curves.png") -> tuple[str, bool]:
     """Main-job section: cnnnumgradcheck of both networks, then training side by side with the loss curves."""
     from .registry import get_spec
 
     only = getattr(args, "only", None)
     if only and not any(only in text for text in ("whole network", *MAIN_GRADCHECK)):
-        return ""
+        return "", True
     lines = ["Whole networks (checks.network)", "", "cnnnumgradcheck: every element of the input and every parameter, "
              "finite differences one element at a time and PyTorch autograd:"]
     ok = True
@@ -322,4 +323,4 @@ def network_section(rows, args, steps: int = 30, plot_path: str = "reports/netwo
     lines.append("  " + plot_losses(runs, plot_path))
     if not ok:
         lines.append("WHOLE-NETWORK CHECKS FAILED")
-    return "\n".join(lines)
+    return "\n".join(lines), ok

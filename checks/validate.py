@@ -76,7 +76,8 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-#: extra sections of the main job's output (errata, whole-network checks...): callables (rows, args) -> str
+#: extra sections of the main job's output (errata, whole-network checks...): callables (rows, args) returning
+#: the section's text, or (text, ok) when the section can fail (then a failure makes the main job exit 1)
 SECTIONS: list = []
 
 from .network import network_section  # noqa: E402  (whole networks: cnnnumgradcheck, training vs PyTorch)
@@ -120,6 +121,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
                         help=f"write the table as JSON here (default {DEFAULT_JSON}; '' for none)")
     args = parser.parse_args(argv)
+    import torch
+    torch.set_num_threads(1)  # tiny tensors: intra-op threads cost more than they save
     name = profiles.load() if args.profile is None else (hyp_settings.load_profile(args.profile) or args.profile)
     formulas = [f for f in all_formulas() if args.only is None or args.only in f.name]
     print(f"Validating {len(formulas)} formulas of the derivations (hypothesis profile: {name})\n", flush=True)
@@ -132,13 +135,16 @@ def main(argv=None) -> int:
     for row in rows:
         if row.verdict != VALIDATED:
             print(f"\n{row.formula.name}: {row.verdict}\n{row.detail}")
+    sections_ok = True
     for section in SECTIONS:
-        text = section(rows, args)
+        text, ok = (lambda out: out if isinstance(out, tuple) else (out, True))(section(rows, args))
+        sections_ok &= ok
         if text:
             print("\n" + text)
     failed = [r for r in rows if r.verdict != VALIDATED]
-    print(f"\n{len(rows) - len(failed)} of {len(rows)} formulas validated")
-    return 1 if failed else 0
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} formulas validated"
+          + ("" if sections_ok else "; a section above FAILED"))
+    return 1 if failed or not sections_ok else 0
 
 
 if __name__ == "__main__":
