@@ -50,9 +50,11 @@ def _mean_expand_assumes_stride_is_window(dy, x, kernel, stride):
 
 def _subsampling_without_sigmoid_derivative(dy, x, beta, b, scale):
     """delta = dE/dy, f'(u) forgotten (DeepLearnToolbox's subsampling has no f; the Notes' has)."""
-    u, d = sub._pre_activation(x, beta, b, scale)
-    f = sub.sigmoid(u)
-    return sub.subsampling_backward(dy / np.where(f * (1 - f) > 0, f * (1 - f), 1.0), x, beta, b, scale)
+    d = sub.down(x, scale)
+    _, _, Ho, Wo = d.shape
+    dx = np.zeros_like(x)
+    dx[:, :, :Ho * scale, :Wo * scale] = np.kron(dy, np.ones((scale, scale))) * np.reshape(beta, (1, -1, 1, 1))
+    return dx, (dy * d).sum(axis=(0, 2, 3)), dy.sum(axis=(0, 2, 3))
 
 
 def _subsampling_dx_without_beta(grads, dy, x, beta, b, scale):
