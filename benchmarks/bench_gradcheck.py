@@ -130,10 +130,11 @@ def full_estimate(spec, case, n_in, n_out) -> Row:
     gib = 2 * n_in * n_out * 8 / 2**30
     return Row(spec.name, n_in, n_out, "gradcheck full", forwards * per_forward + backwards * per_backward,
                forwards, backwards, None, {err: None for err in ERRORS}, estimated=True,
-               note=f"not run (two Jacobians of {gib:.3g} GiB); lower-bound estimate from per-call times")
+               note=f"not run ({forwards} forward calls, two Jacobians of {gib:.3g} GiB); lower-bound estimate "
+                    f"from per-call times")
 
 
-def bench_op(spec, family, sizes, repeats) -> list[Row]:
+def bench_op(spec, family, sizes, repeats, full=True) -> list[Row]:
     rows = []
     for target in sizes:
         config = config_near(spec, family, int(target))
@@ -144,7 +145,7 @@ def bench_op(spec, family, sizes, repeats) -> list[Row]:
                             lambda impl: harness_flags(spec, impl, case), repeats))
         rows.append(measure(spec, case, n_in, n_out, "gradcheck fast",
                             lambda impl: gradcheck_flags(spec, impl, case, True), repeats))
-        if n_in * n_out > FULL_JACOBIAN_CAP or n_in > FULL_INPUT_CAP:
+        if not full or n_in * n_out > FULL_JACOBIAN_CAP or n_in > FULL_INPUT_CAP:
             rows.append(full_estimate(spec, case, n_in, n_out))
         else:
             row = measure(spec, case, n_in, n_out, "gradcheck full",
@@ -223,6 +224,8 @@ def main(argv=None) -> list[Row]:
     parser.add_argument("--ops", default=",".join(FAMILIES), help="comma-separated op names")
     parser.add_argument("--sizes", default=",".join(f"{s:g}" for s in SIZES), help="target input elements")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-full", dest="full", action="store_false",
+                        help="estimate full gradcheck everywhere instead of running it")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (1: the sizes here gain nothing from more, and on a shared "
                              "machine spinning worker threads make timings erratic)")
@@ -243,7 +246,7 @@ def main(argv=None) -> list[Row]:
             print(f"{op}: skipped, no size family in benchmarks.sizes")
             continue
         print(f"{op}:", flush=True)
-        rows += bench_op(specs[op], FAMILIES[op], sizes, args.repeats)
+        rows += bench_op(specs[op], FAMILIES[op], sizes, args.repeats, args.full)
     print()
     print(table(rows))
     print()
