@@ -530,10 +530,18 @@ class PluginReport:
 
 # ------------------------------------------------------------------------------------------- the whole suite
 
+_MINIMAL: dict = {}
+
+
 def _minimal_case(spec: OpSpec, fixed: Mapping[str, Any]) -> Case:
+    """The smallest case within the limits (what shrinking would end at): the probe that checks the calling
+    convention before the property runs. Cached: finding it shrinks, which takes a second."""
     from hypothesis import find
-    return find(spec.cases(**fixed), lambda case: True,
-                settings=hyp_settings(database=None, max_examples=10, derandomize=True, deadline=None))
+    key = (spec.name, repr(sorted(fixed.items())))
+    if key not in _MINIMAL:
+        _MINIMAL[key] = find(spec.cases(**fixed), lambda case: True,
+                             settings=hyp_settings(database=None, max_examples=10, derandomize=True, deadline=None))
+    return _MINIMAL[key]
 
 
 def _essential(error: BaseException):
@@ -557,7 +565,10 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     smallest failing case, or of the first misbehaviour (exception, wrong shape, NaN, mutated input, ...)."""
     __tracebackhide__ = True
     spec = get_spec(op) if isinstance(op, str) else op
-    plug = as_plugin(implementation)
+    try:
+        plug = as_plugin(implementation)
+    except ImplementationError as e:
+        raise PluginCheckFailure(str(e.at(spec.name, "", "any (the plug-in cannot be called at all)"))) from None
     fixed = {**plug.limits, **(limits or {})}
     chosen = tuple(layouts or plug.layouts or plug.backend.layouts)
     report = PluginReport(spec, plug, fixed, chosen)
