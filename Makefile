@@ -26,6 +26,7 @@ test-thorough: setup
 # Not part of `make test`: the harness's check against torch.autograd.gradcheck (docs/benchmark.md); a few minutes.
 bench: setup
 	$(PY) -m benchmarks.bench_gradcheck
+	$(PY) -m checks.throughput
 
 clean:
 	rm -rf $(VENV) .hypothesis .pytest_cache
