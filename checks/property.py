@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from hypothesis import given, settings as hyp_settings
+from hypothesis import Phase, given, settings as hyp_settings
 
 from .runner import CaseResult, assert_case, check_case
 from .spec import Case, Implementation, OpSpec
@@ -35,9 +35,10 @@ def minimal_failure(spec: OpSpec, impl: Implementation, *, fixed=None, max_examp
         return not check_case(spec, impl, case, oracles).passed
 
     try:
+        # no "explain" phase: it re-runs the check many times to annotate the example, which find() never shows
         case = find(spec.cases(**(fixed or {})), fails,
                     settings=hyp_settings(max_examples=max_examples, deadline=None, database=None,
-                                          derandomize=True))
+                                          derandomize=True, phases=[p for p in Phase if p != Phase.explain]))
     except NoSuchExample:
         return None
     return check_case(spec, impl, case, oracles)
