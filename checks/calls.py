@@ -27,6 +27,7 @@ from . import tolerance
 _HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
 #: precisions from the finest to the coarsest: the coarsest seen decides the tolerance
 PRECISIONS = ("float64", "float32", "float16", "bfloat16")
+_NUMPY_FLOATS = {np.dtype(name): name for name in PRECISIONS[:3]}
 
 
 class ImplementationError(AssertionError):
@@ -82,28 +83,32 @@ def describe_call(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> 
     return f"{name}({', '.join(parts)})"
 
 
+def _check_signature(fn: Callable, args, kwargs, role: str) -> None:
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and some C extensions have none
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as e:
+        raise ImplementationError(
+            "signature does not fit",
+            f"{role} is {_name(fn)}{signature}; the harness calls it as {describe_call(role, args, kwargs)}: "
+            f"{e}") from None
+
+
 def call_user(fn: Callable, args: Sequence[Any], kwargs: Mapping[str, Any], role: str = "") -> Any:
     """fn(*args, **kwargs), with a signature that does not fit and an exception inside reported as such."""
     role = role or _name(fn)
     if not callable(fn):
         raise ImplementationError("missing method", f"{role} is {fn!r}, not something callable")
     try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):  # builtins and some C extensions have none: let the call decide
-        signature = None
-    if signature is not None:
-        try:
-            signature.bind(*args, **kwargs)
-        except TypeError as e:
-            raise ImplementationError(
-                "signature does not fit",
-                f"{role} is {_name(fn)}{signature}; the harness calls it as {describe_call(role, args, kwargs)}: "
-                f"{e}") from None
-    try:
         return fn(*args, **kwargs)
     except ImplementationError:
         raise
     except Exception as e:  # anything raised by user code is the implementation's problem, reported as such
+        if isinstance(e, TypeError):
+            _check_signature(fn, args, kwargs, role)  # a call that cannot bind raises TypeError before running
         raise ImplementationError(
             "exception inside the implementation",
             f"{role} raised {type(e).__name__}: {e}{_user_frame(e.__traceback__)}\n"
@@ -134,10 +139,11 @@ def to_float64(value: Any, what: str) -> tuple[np.ndarray, str]:
     except Exception as e:
         raise ImplementationError("wrong output type", f"{what} is a {type(value).__name__}, which does not "
                                   f"convert to an array: {e}") from None
-    if array.dtype.kind != "f" or array.dtype.name not in PRECISIONS:
+    precision = _NUMPY_FLOATS.get(array.dtype)
+    if precision is None:
         raise ImplementationError("wrong output dtype", f"{what} has dtype {array.dtype}; a floating dtype "
                                   f"({', '.join(PRECISIONS[:3])}) was expected")
-    return array.astype(np.float64), array.dtype.name
+    return np.array(array, dtype=np.float64), precision  # a copy: the implementation may reuse its buffers
 
 
 def check_shape(array: np.ndarray, expected: tuple, what: str, hint: str = "") -> None:
@@ -158,8 +164,8 @@ def check_finite(array: np.ndarray, what: str, hint: str = "") -> None:
 
 def unchanged(name: str, before: Any, after: Any, role: str) -> None:
     """An input (or the upstream gradient) must hold the same values after the call as before."""
-    a, _ = to_float64(before, name)
-    b, _ = to_float64(after, name)
+    a, b = ((before, after) if isinstance(before, np.ndarray) and isinstance(after, np.ndarray)
+            else (to_float64(before, name)[0], to_float64(after, name)[0]))
     if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
         changed = int(np.sum((a != b) & ~(np.isnan(a) & np.isnan(b)))) if a.shape == b.shape else a.size
         raise ImplementationError("input mutated in place",
