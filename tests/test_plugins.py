@@ -188,5 +188,8 @@ def test_command_line_option():
     assert "conv2d: dw wrong in buggy conv (examples/buggy_conv.py)" in out
     assert "configuration: conv2d(N=1, C_in=1, C_out=1, kh=1" in out
     assert "Traceback" not in out and "plugins.py" not in out
+    configuration = next(line for line in out.splitlines() if line.startswith("  configuration: "))
+    with open(os.path.join(ROOT, "docs", "plugins.md")) as docs:
+        assert configuration in docs.read(), "docs/plugins.md shows another failure report"  # docs in sync
     assert "ConvNHWC (examples/nhwc_conv.py) passed 8 generated cases" in out
     assert "not covered: excluded by the limits (dilation=1): dh in {2}; dw in {2}" in out
