@@ -54,7 +54,10 @@ def torch_outputs(spec: OpSpec, case: Case, absolute: bool = False) -> tuple[np.
 def magnitudes(spec: OpSpec, case: Case) -> dict[str, np.ndarray]:
     """quantity label -> magnitude of the terms summed into it (the op on |inputs|, |dy|)."""
     y, grads = torch_outputs(spec, case, absolute=True)
-    return {"forward": y, **{quantity_label(n): g for n, g in grads.items()}}
+    out = {"forward": y, **{quantity_label(n): g for n, g in grads.items()}}
+    if spec.magnitudes is not None:  # the op's own term sizes where its formulas cancel internally
+        out.update(spec.magnitudes(case.config, case.arrays, case.dy))
+    return out
 
 
 def _compare_outputs(oracle: str, spec: OpSpec, case: Case, evaluation: Evaluation, y, grads) -> list[Comparison]:

@@ -66,6 +66,9 @@ class OpSpec:
                     (argmax, ReLU mask) held fixed, i.e. for perturbations smaller than MARGIN.
     kink_distance:  (config, arrays) -> distance from the nearest non-differentiable point (inf if smooth).
     nondifferentiable: a sentence naming where the op is not differentiable (for kink explanations).
+    magnitudes:     (config, arrays, dy) -> {quantity label: size of the terms behind each element}, for ops
+                    whose formulas cancel even on |inputs| (softmax's y (dy - sum y dy), 1 - tanh^2); overrides
+                    the default estimate of tolerance policy 1 for the quantities it names.
     """
 
     name: str
@@ -83,6 +86,7 @@ class OpSpec:
     kink_distance: Callable[[Mapping[str, Any], Mapping[str, np.ndarray]], float] | None = None
     nondifferentiable: str = ""
     description: str = ""
+    magnitudes: Callable[[Mapping[str, Any], Mapping[str, np.ndarray], np.ndarray], dict] | None = None
 
     @property
     def differentiable(self) -> tuple[str, ...]:

@@ -14,6 +14,9 @@ eps enters the same formulas.
    M is the magnitude of the summed terms: the same op evaluated on |inputs| with upstream gradient |dy| (exact
    for multilinear ops such as convolution, the dense layer and pooling; an estimate of the terms' size for the
    others). It keeps a sum that cancels (a bias gradient of 0.004 made of terms of size 1) from a false alarm.
+   Where a derivative cancels even on |inputs| (softmax's y_i (dy_i - sum_k y_k dy_k), 1 - tanh^2, f (1 - f),
+   softmax - t), the spec states its terms' sizes itself (``OpSpec.magnitudes``): y_i (|dy_i| + sum_k y_k |dy_k|),
+   |dy| (1 + y^2), |dy| f, (sum t) p + t. Measured: 1500 examples each, worst error 0.2 of the tolerance.
    Norm-wise (infinity norm) rather than element-wise, for the same reason. With K <= 10^3 in generated cases this is <= 1e-11 in float64: a relative error of 1e-6 fails.
 
 2. Finite differences along a direction v (``checks.finite_diff``). With step h, central differences at h, 2h, 4h

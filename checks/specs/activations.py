@@ -11,11 +11,28 @@ from ..spec import Formula, Implementation, OpSpec
 from ..strategies import away_from_zero, normal, pick
 
 #: common offsets of a sample's logits: 0, and hundreds beyond e^x's range (e^800 overflows, e^-800 underflows, so
-#: only a softmax that subtracts the maximum stays finite). The spread around the offset stays O(1): a softmax
-#: saturated to y = (1, 1e-100, ...) has gradients ~1e-100 that torch's own y (dy - sum y dy) gets with relative
-#: error ~1 (1 - y rounds to 0), below what tolerance policy 1 can arbitrate (its term-size estimate, the op on
-#: |x|, cancels the same way).
-OFFSETS = (0.0, -800.0)
+#: only a softmax that subtracts the maximum stays finite). The spread around the offset stays O(1): that is what a
+#: large offset tests; a spread of hundreds only saturates y to one-hot, whose tiny gradients say nothing more.
+OFFSETS = (0.0, -800.0, 800.0)
+
+
+def softmax_terms(c, arrays, dy):
+    """Sizes of the terms of dE/dx_i = y_i (dy_i - sum_k y_k dy_k): y_i (|dy_i| + sum_k y_k |dy_k|) (policy 1)."""
+    x = arrays["x"]
+    y = np.exp(x - x.max(axis=1, keepdims=True))
+    y /= y.sum(axis=1, keepdims=True)
+    return {"dx": y * (np.abs(dy) + np.sum(y * np.abs(dy), axis=1, keepdims=True))}
+
+
+def sigmoid_terms(c, arrays, dy):
+    """Sizes of the terms of dE/dx = dy f (1 - f): f's rounding enters 1 - f unreduced, so |dy| f ((1 - f) + f)
+    = |dy| f (policy 1; matters where f -> 1 and 1 - f is small)."""
+    return {"dx": np.abs(dy) / (1 + np.exp(-arrays["x"]))}
+
+
+def tanh_terms(c, arrays, dy):
+    """Sizes of the terms of dE/dx = dy (1 - y^2): |dy| (1 + y^2) (policy 1; 1 - y^2 cancels for |x| > 1)."""
+    return {"dx": np.abs(dy) * (1 + np.tanh(arrays["x"]) ** 2)}
 
 
 def batch_configs(offsets=(0.0,)):
@@ -43,15 +60,13 @@ RELU = _spec("relu", F.relu, lambda c, rng: {"x": away_from_zero(rng, shape(c))}
              kink_distance=lambda c, arrays: float(np.min(np.abs(arrays["x"]))),
              nondifferentiable="ReLU at x = 0")
 SIGMOID = _spec("sigmoid", torch.sigmoid, lambda c, rng: {"x": normal(rng, shape(c), 2.0)},
-                "logistic sigmoid 1 / (1 + e^-x)")
-# |x| <= 1 for tanh: beyond, 1 - tanh^2 cancels (it loses log2(y^2 / (1 - y^2)) bits), so the one-ulp difference
-# between numpy's and torch's tanh grows past tolerance policy 1, whose term-size estimate (the op at |x|) is the
-# cancelled result itself. Sigmoid's 1 - f is exact (Sterbenz) and both libraries agree on f: no such limit.
-TANH = _spec("tanh", torch.tanh, lambda c, rng: {"x": rng.uniform(-1.0, 1.0, shape(c))},
-             "hyperbolic tangent, |x| <= 1")
+                "logistic sigmoid 1 / (1 + e^-x)", magnitudes=sigmoid_terms)
+TANH = _spec("tanh", torch.tanh, lambda c, rng: {"x": normal(rng, shape(c), 2.0)},
+             "hyperbolic tangent", magnitudes=tanh_terms)
 SOFTMAX = _spec("softmax", lambda x: F.softmax(x, dim=1),
                 lambda c, rng: {"x": c["offset"] + normal(rng, shape(c))},
-                "softmax over axis 1 of (N, K), logits O(1) and in the hundreds", offsets=OFFSETS)
+                "softmax over axis 1 of (N, K), logits O(1) and in the hundreds", offsets=OFFSETS,
+                magnitudes=softmax_terms)
 
 SPECS = [RELU, SIGMOID, TANH, SOFTMAX]
 

@@ -14,7 +14,18 @@ from ..strategies import normal, pick, probability_rows
 SCALES = (1.0, 300.0)
 #: common offsets of a sample's logits: 0 and hundreds beyond e^z's range (see checks.specs.activations.OFFSETS
 #: for why the spread around the offset stays O(1))
-OFFSETS = (0.0, -800.0)
+OFFSETS = (0.0, -800.0, 800.0)
+
+
+def softmax_cross_entropy_terms(c, arrays, dE):
+    """Sizes of the terms (policy 1): E = -sum t (z - m - lse) -> sum t (|z - m| + lse);
+    dE/dz = dE ((sum_j t_j) p - t) -> |dE| ((sum_j t_j) p + t)."""
+    z, t = arrays["z"], arrays["t"]
+    shifted = z - z.max(axis=1, keepdims=True)
+    lse = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    p = np.exp(shifted - lse)
+    return {"forward": np.sum(t * (np.abs(shifted) + lse)),
+            "dz": np.abs(dE) * (t.sum(axis=1, keepdims=True) * p + t)}
 TARGETS = ("one-hot", "soft")
 
 
@@ -37,12 +48,13 @@ def make_targets(c, rng):
     return np.eye(c["K"])[rng.integers(0, c["K"], size=c["N"])]
 
 
-def _spec(name, args, torch_forward, make_arrays, description, scales=(1.0,), offsets=(0.0,), targets=("one-hot",)):
+def _spec(name, args, torch_forward, make_arrays, description, scales=(1.0,), offsets=(0.0,), targets=("one-hot",),
+          magnitudes=None):
     return OpSpec(name=name, arg_names=args, configs=loss_configs(scales, offsets, targets), make_arrays=make_arrays,
                   output_shape=lambda c: (), hyper=lambda c: {}, torch_forward=torch_forward,
                   reference=Implementation.from_module(ref, name, f"reference.losses.{name}"),
                   reduction_length=lambda c: c["N"] * c["K"] + c["K"], grad_args=args[:1],
-                  description=description)
+                  description=description, magnitudes=magnitudes)
 
 
 def _regression(c, rng):
@@ -59,7 +71,7 @@ SOFTMAX_CROSS_ENTROPY = _spec(
     "softmax_cross_entropy", ("z", "t"), lambda z, t: F.cross_entropy(z, t, reduction="sum"),
     lambda c, rng: {"z": c["offset"] + normal(rng, (c["N"], c["K"])), "t": make_targets(c, rng)},
     "softmax fused with cross-entropy on logits z (log-softmax), one-hot or soft targets", offsets=OFFSETS,
-    targets=TARGETS)
+    targets=TARGETS, magnitudes=softmax_cross_entropy_terms)
 TOOLBOX_MSE = _spec("toolbox_mse", ("y", "t"), lambda y, t: 0.5 * ((y - t) ** 2).sum() / y.shape[0], _regression,
                     "DeepLearnToolbox cnnbp loss 1/2 sum e^2 / batch, e = y - t", scales=SCALES)
 
