@@ -40,7 +40,9 @@ def hint(layout: str) -> str:
 
 
 def _numpy(a: np.ndarray, layout: str) -> np.ndarray:
-    if layout == "strided" and a.ndim:
+    if a.ndim == 0:  # a scalar (a loss's dy) has no layout; np.asfortranarray would make it 1-d
+        return np.array(a, copy=True)
+    if layout == "strided":
         buffer = np.full(tuple(2 * n for n in a.shape), np.nan, dtype=a.dtype)
         view = buffer[tuple(slice(None, None, 2) for _ in a.shape)]
         view[...] = a

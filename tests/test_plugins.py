@@ -14,6 +14,7 @@ from hypothesis import settings
 
 from checks import plugins as P, profiles
 from checks.plugins import PluginCheckFailure, check_plugin
+from checks.registry import all_specs
 
 import plugin_fixtures as fx  # tests/ is on sys.path (pytest rootdir-relative import)
 
@@ -193,3 +194,12 @@ def test_command_line_option():
         assert configuration in docs.read(), "docs/plugins.md shows another failure report"  # docs in sync
     assert "ConvNHWC (examples/nhwc_conv.py) passed 8 generated cases" in out
     assert "not covered: excluded by the limits (dilation=1): dh in {2}; dw in {2}" in out
+
+
+@pytest.mark.parametrize("op", sorted(all_specs()))
+def test_every_op_is_pluggable_the_same_way(op):
+    """Each op's reference, handed over as a plug-in, passes with non-contiguous inputs (0-d dy of losses too)."""
+    spec = all_specs()[op]
+    report = check_plugin(op, P.as_plugin(spec.reference), layouts=["transposed", "strided"],
+                          settings=settings(max_examples=2, deadline=None))
+    assert report.cases >= 2 and set(report.layouts_seen) <= {"transposed", "strided"}
