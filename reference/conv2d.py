@@ -25,16 +25,21 @@ def out_size(n: int, k: int, s: int, p: int, d: int) -> int:
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-def zero_pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    """xp[n, c, i + ph, j + pw] = x[n, c, i, j]; zeros elsewhere."""
+def pad_with(x: np.ndarray, ph: int, pw: int, value: float) -> np.ndarray:
+    """xp[n, c, i + ph, j + pw] = x[n, c, i, j]; ``value`` elsewhere (0 for convolution, -inf for max pooling)."""
     N, C, H, W = x.shape
-    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
+    xp = np.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=np.float64)
     for n in range(N):
         for c in range(C):
             for i in range(H):
                 for j in range(W):
                     xp[n, c, i + ph, j + pw] = x[n, c, i, j]
     return xp
+
+
+def zero_pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """xp[n, c, i + ph, j + pw] = x[n, c, i, j]; zeros elsewhere."""
+    return pad_with(x, ph, pw, 0.0)
 
 
 def rot180(w: np.ndarray) -> np.ndarray:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .conv2d import pad_with  # the same padding loop; max pooling pads with -inf so padded cells never win
+
 
 def _pair(v):
     return (int(v), int(v)) if np.isscalar(v) else tuple(int(a) for a in v)
@@ -31,18 +33,6 @@ def _pair(v):
 def out_size(n: int, k: int, s: int, p: int = 0) -> int:
     """Ho = floor((H + 2P - k) / S) + 1."""
     return (n + 2 * p - k) // s + 1
-
-
-def pad_with(x: np.ndarray, ph: int, pw: int, value: float) -> np.ndarray:
-    """xp[n, c, i + ph, j + pw] = x[n, c, i, j]; ``value`` elsewhere."""
-    N, C, H, W = x.shape
-    xp = np.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=np.float64)
-    for n in range(N):
-        for c in range(C):
-            for i in range(H):
-                for j in range(W):
-                    xp[n, c, i + ph, j + pw] = x[n, c, i, j]
-    return xp
 
 
 # ----------------------------------------------------------------------------------------------------------------
