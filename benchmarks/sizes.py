@@ -19,7 +19,7 @@ def _window(k: int, s: int, p: int, n: int, dilation: bool = True) -> dict:
     for axis in "hw":
         out.update({f"k{axis}": k, f"s{axis}": s, f"p{axis}": p, axis.upper(): n})
         if dilation:
-            out[f"d{axis}"] = 1
+            out[f"dil{axis}"] = 1
     return out
 
 

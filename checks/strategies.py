@@ -42,11 +42,12 @@ def window_axis(draw, fixed: Mapping[str, Any], axis: str, *, max_kernel=4, max_
     is not divisible by s, so that trailing rows no window reaches exist and must get zero gradient.
     padding_rule "half_effective_kernel" keeps p <= d (k - 1) // 2 (so n >= 1, as torch's conv allows);
     "half_kernel" keeps p <= k // 2 (torch's pooling rule).
-    Field names are suffixed by axis ("h" or "w"): kh, sh, dh, ph, Hout.
+    Field names are suffixed by axis ("h" or "w"): kh, sh, ph, dilh (dilation: "dh" would read as a
+    gradient in reports), Hout.
     """
     k = draw(pick(fixed, f"k{axis}", st.integers(1, max_kernel)))
     s = draw(pick(fixed, f"s{axis}", st.integers(1, max_stride)))
-    d = draw(pick(fixed, f"d{axis}", st.integers(1, max_dilation)))
+    d = draw(pick(fixed, f"dil{axis}", st.integers(1, max_dilation)))
     limit = d * (k - 1) // 2 if padding_rule == "half_effective_kernel" else k // 2
     p = draw(pick(fixed, f"p{axis}", st.integers(0, limit)))
     out = draw(pick(fixed, f"{axis.upper()}out", st.integers(1, max_out)))
@@ -54,7 +55,7 @@ def window_axis(draw, fixed: Mapping[str, Any], axis: str, *, max_kernel=4, max_
     n = (out - 1) * s + d * (k - 1) + 1 - 2 * p + r
     if n < 1:  # only reachable when a caller fixes padding beyond the rule; grow the output instead
         n = 1
-    return {f"k{axis}": k, f"s{axis}": s, f"d{axis}": d, f"p{axis}": p, axis.upper(): n}
+    return {f"k{axis}": k, f"s{axis}": s, f"dil{axis}": d, f"p{axis}": p, axis.upper(): n}
 
 
 def out_size(n: int, k: int, s: int, p: int, d: int = 1) -> int:

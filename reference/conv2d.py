@@ -65,10 +65,10 @@ def correlate2d_forward(x, w, b, stride=1, padding=0, dilation=1):
     Many channels (002): the sum runs over input channels c too; one bias b^k per output map.
     Stride (004): the window of output (i, j) starts at (i*S, j*S).
     """
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    (sh, sw), (ph, pw), (Dh, Dw) = _pair(stride), _pair(padding), _pair(dilation)
     N, C_in, H, W = x.shape
     C_out, _, kh, kw = w.shape
-    Ho, Wo = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
+    Ho, Wo = out_size(H, kh, sh, ph, Dh), out_size(W, kw, sw, pw, Dw)
     xp = zero_pad(x, ph, pw)
     y = np.zeros((N, C_out, Ho, Wo))
     for n in range(N):
@@ -79,7 +79,7 @@ def correlate2d_forward(x, w, b, stride=1, padding=0, dilation=1):
                     for c in range(C_in):
                         for s in range(kh):
                             for t in range(kw):
-                                total += w[k, c, s, t] * xp[n, c, i * sh + s * dh, j * sw + t * dw]
+                                total += w[k, c, s, t] * xp[n, c, i * sh + s * Dh, j * sw + t * Dw]
                     y[n, k, i, j] = total
     return y
 
@@ -97,13 +97,13 @@ def correlate2d_backward(dy, x, w, b, stride=1, padding=0, dilation=1):
     around it ("out-of-range terms are 0", 000). dx is dxp with the padding cropped; rows and columns of x that no
     window reaches (H + 2P - D(kh-1) - 1 not divisible by S) stay 0.
     """
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    (sh, sw), (ph, pw), (Dh, Dw) = _pair(stride), _pair(padding), _pair(dilation)
     N, C_in, H, W = x.shape
     C_out, _, kh, kw = w.shape
     _, _, Ho, Wo = dy.shape
     xp = zero_pad(x, ph, pw)
 
-    dw_ = np.zeros_like(w, dtype=np.float64)
+    dw = np.zeros_like(w, dtype=np.float64)
     for k in range(C_out):
         for c in range(C_in):
             for s in range(kh):
@@ -111,7 +111,7 @@ def correlate2d_backward(dy, x, w, b, stride=1, padding=0, dilation=1):
                     for n in range(N):
                         for i in range(Ho):
                             for j in range(Wo):
-                                dw_[k, c, s, t] += dy[n, k, i, j] * xp[n, c, i * sh + s * dh, j * sw + t * dw]
+                                dw[k, c, s, t] += dy[n, k, i, j] * xp[n, c, i * sh + s * Dh, j * sw + t * Dw]
 
     db = np.zeros(C_out)
     for k in range(C_out):
@@ -121,7 +121,7 @@ def correlate2d_backward(dy, x, w, b, stride=1, padding=0, dilation=1):
                     db[k] += dy[n, k, i, j]
 
     # delta_full: strided delta placed at (i*S + D(kh-1), j*S + D(kw-1)) in a zero frame
-    eh, ew = dh * (kh - 1), dw * (kw - 1)
+    eh, ew = Dh * (kh - 1), Dw * (kw - 1)
     reach_h, reach_w = (Ho - 1) * sh + 1, (Wo - 1) * sw + 1
     delta_full = np.zeros((N, C_out, reach_h + 2 * eh, reach_w + 2 * ew))
     for n in range(N):
@@ -138,9 +138,9 @@ def correlate2d_backward(dy, x, w, b, stride=1, padding=0, dilation=1):
                     for k in range(C_out):
                         for s in range(kh):
                             for t in range(kw):
-                                dxp[n, c, u, v] += delta_full[n, k, u + s * dh, v + t * dw] * w_rot[k, c, s, t]
+                                dxp[n, c, u, v] += delta_full[n, k, u + s * Dh, v + t * Dw] * w_rot[k, c, s, t]
     dx = dxp[:, :, ph:ph + H, pw:pw + W]
-    return dx, dw_, db
+    return dx, dw, db
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -154,10 +154,10 @@ def convolve2d_forward(x, w, b, stride=1, padding=0, dilation=1):
     index increases. With the kernel's support placed at a = 0..kh-1, output (i, j) reads the window starting at
     (i*S, j*S), as cross-correlation does, with the kernel flipped: convolve(x, w) = correlate(x, rot180(w)).
     """
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    (sh, sw), (ph, pw), (Dh, Dw) = _pair(stride), _pair(padding), _pair(dilation)
     N, C_in, H, W = x.shape
     C_out, _, kh, kw = w.shape
-    Ho, Wo = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
+    Ho, Wo = out_size(H, kh, sh, ph, Dh), out_size(W, kw, sw, pw, Dw)
     xp = zero_pad(x, ph, pw)
     y = np.zeros((N, C_out, Ho, Wo))
     for n in range(N):
@@ -168,8 +168,8 @@ def convolve2d_forward(x, w, b, stride=1, padding=0, dilation=1):
                     for c in range(C_in):
                         for a in range(kh):
                             for bb in range(kw):
-                                total += w[k, c, a, bb] * xp[n, c, i * sh + (kh - 1 - a) * dh,
-                                                             j * sw + (kw - 1 - bb) * dw]
+                                total += w[k, c, a, bb] * xp[n, c, i * sh + (kh - 1 - a) * Dh,
+                                                             j * sw + (kw - 1 - bb) * Dw]
                     y[n, k, i, j] = total
     return y
 
@@ -183,13 +183,13 @@ def convolve2d_backward(dy, x, w, b, stride=1, padding=0, dilation=1):
                          over the (i, a) with u = i*S + (kh-1-a)*D (and likewise v): 004's w_(i's-i)(j's-j),
                          a correlation with the kernel as it is -- the flip happened in the forward pass.
     """
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    (sh, sw), (ph, pw), (Dh, Dw) = _pair(stride), _pair(padding), _pair(dilation)
     N, C_in, H, W = x.shape
     C_out, _, kh, kw = w.shape
     _, _, Ho, Wo = dy.shape
     xp = zero_pad(x, ph, pw)
     dxp = np.zeros_like(xp)
-    dw_ = np.zeros_like(w, dtype=np.float64)
+    dw = np.zeros_like(w, dtype=np.float64)
     db = np.zeros(C_out)
     for n in range(N):
         for k in range(C_out):
@@ -199,8 +199,8 @@ def convolve2d_backward(dy, x, w, b, stride=1, padding=0, dilation=1):
                     for c in range(C_in):
                         for a in range(kh):
                             for bb in range(kw):
-                                u, v = i * sh + (kh - 1 - a) * dh, j * sw + (kw - 1 - bb) * dw
-                                dw_[k, c, a, bb] += dy[n, k, i, j] * xp[n, c, u, v]
+                                u, v = i * sh + (kh - 1 - a) * Dh, j * sw + (kw - 1 - bb) * Dw
+                                dw[k, c, a, bb] += dy[n, k, i, j] * xp[n, c, u, v]
                                 dxp[n, c, u, v] += dy[n, k, i, j] * w[k, c, a, bb]
     dx = dxp[:, :, ph:ph + H, pw:pw + W]
-    return dx, dw_, db
+    return dx, dw, db

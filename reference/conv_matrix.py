@@ -52,10 +52,10 @@ def conv_matrix(w, input_shape, stride=1, padding=0, dilation=1) -> np.ndarray:
     M[(k, i, j), (c, u, v)] = w[k, c, s, t] where u = i*S + s*D - P, v = j*S + t*D - P (inside the image).
     Row (k, i, j) is output element y[k, i, j]; column (c, u, v) is input element x[c, u, v] (C order).
     """
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    (sh, sw), (ph, pw), (Dh, Dw) = _pair(stride), _pair(padding), _pair(dilation)
     C_in, H, W = input_shape
     C_out, _, kh, kw = w.shape
-    Ho, Wo = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
+    Ho, Wo = out_size(H, kh, sh, ph, Dh), out_size(W, kw, sw, pw, Dw)
     M = np.zeros((C_out * Ho * Wo, C_in * H * W))
     for k in range(C_out):
         for i in range(Ho):
@@ -64,7 +64,7 @@ def conv_matrix(w, input_shape, stride=1, padding=0, dilation=1) -> np.ndarray:
                 for c in range(C_in):
                     for s in range(kh):
                         for t in range(kw):
-                            u, v = i * sh + s * dh - ph, j * sw + t * dw - pw
+                            u, v = i * sh + s * Dh - ph, j * sw + t * Dw - pw
                             if 0 <= u < H and 0 <= v < W:  # positions in the padding multiply zeros
                                 M[row, (c * H + u) * W + v] += w[k, c, s, t]
     return M
@@ -92,15 +92,15 @@ def conv_matrix_backward(dy, x, w, b, stride=1, padding=0, dilation=1):
     dx = np.zeros((N, C_in * H * W))
     for n in range(N):
         dx[n] = M.T @ dy[n].reshape(-1)
-    _, dw_, db = im2col_backward(dy, x, w, b, stride, padding, dilation)
-    return dx.reshape(x.shape), dw_, db
+    _, dw, db = im2col_backward(dy, x, w, b, stride, padding, dilation)
+    return dx.reshape(x.shape), dw, db
 
 
 def im2col(x, kernel, stride=1, padding=0, dilation=1) -> np.ndarray:
     """cols[n, (c, s, t), (i, j)] = xp[n, c, i*S + s*D, j*S + t*D], shape (N, C_in*kh*kw, Ho*Wo)."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
+    (kh, kw), (sh, sw), (ph, pw), (Dh, Dw) = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
     N, C_in, H, W = x.shape
-    Ho, Wo = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
+    Ho, Wo = out_size(H, kh, sh, ph, Dh), out_size(W, kw, sw, pw, Dw)
     xp = zero_pad(x, ph, pw)
     cols = np.zeros((N, C_in * kh * kw, Ho * Wo))
     for n in range(N):
@@ -109,16 +109,16 @@ def im2col(x, kernel, stride=1, padding=0, dilation=1) -> np.ndarray:
                 for t in range(kw):
                     for i in range(Ho):
                         for j in range(Wo):
-                            cols[n, (c * kh + s) * kw + t, i * Wo + j] = xp[n, c, i * sh + s * dh, j * sw + t * dw]
+                            cols[n, (c * kh + s) * kw + t, i * Wo + j] = xp[n, c, i * sh + s * Dh, j * sw + t * Dw]
     return cols
 
 
 def col2im(cols, input_shape, kernel, stride=1, padding=0, dilation=1) -> np.ndarray:
     """The transpose of im2col: dx[n, c, u, v] = sum of cols[n, (c, s, t), (i, j)] over every (s, t, i, j) whose
     window position is (u, v) (overlapping windows add up; positions in the padding are dropped)."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
+    (kh, kw), (sh, sw), (ph, pw), (Dh, Dw) = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
     N, C_in, H, W = input_shape
-    Ho, Wo = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
+    Ho, Wo = out_size(H, kh, sh, ph, Dh), out_size(W, kw, sw, pw, Dw)
     dxp = np.zeros((N, C_in, H + 2 * ph, W + 2 * pw))
     for n in range(N):
         for c in range(C_in):
@@ -126,7 +126,7 @@ def col2im(cols, input_shape, kernel, stride=1, padding=0, dilation=1) -> np.nda
                 for t in range(kw):
                     for i in range(Ho):
                         for j in range(Wo):
-                            dxp[n, c, i * sh + s * dh, j * sw + t * dw] += cols[n, (c * kh + s) * kw + t, i * Wo + j]
+                            dxp[n, c, i * sh + s * Dh, j * sw + t * Dw] += cols[n, (c * kh + s) * kw + t, i * Wo + j]
     return dxp[:, :, ph:ph + H, pw:pw + W]
 
 
@@ -158,5 +158,5 @@ def im2col_backward(dy, x, w, b, stride=1, padding=0, dilation=1):
 
 
 def _output_hw(x_shape, w_shape, stride, padding, dilation):
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    return (out_size(x_shape[2], w_shape[2], sh, ph, dh), out_size(x_shape[3], w_shape[3], sw, pw, dw))
+    (sh, sw), (ph, pw), (Dh, Dw) = _pair(stride), _pair(padding), _pair(dilation)
+    return (out_size(x_shape[2], w_shape[2], sh, ph, Dh), out_size(x_shape[3], w_shape[3], sw, pw, Dw))

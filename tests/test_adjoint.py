@@ -104,7 +104,7 @@ def test_backward_off_by_1e_10_passes_finite_differences_but_fails_adjoint(arg):
     quantity = f"d{arg}"
     for seed in range(3):
         case = CONV.make_case({"N": 1, "C_in": 2, "C_out": 2, "H": 4, "W": 5, "kh": 2, "kw": 3, "sh": 1, "sw": 2,
-                               "ph": 0, "pw": 1, "dh": 1, "dw": 1}, seed)
+                               "ph": 0, "pw": 1, "dilh": 1, "dilw": 1}, seed)
         result = check_case(CONV, off, case, oracles=("finite differences", "adjoint"))
         verdicts = {c.oracle: c for c in result.comparisons if c.quantity == quantity}
         assert verdicts["finite differences"].passed, verdicts["finite differences"]
@@ -125,7 +125,7 @@ def test_adjoint_runs_for_a_plugged_in_implementation_through_its_own_backward()
 
     plugin = Implementation("plug-in im2col", cm.im2col_forward, backward)
     case = CONV.make_case({"N": 2, "C_in": 1, "C_out": 2, "H": 3, "W": 3, "kh": 2, "kw": 2, "sh": 1, "sw": 1,
-                           "ph": 0, "pw": 0, "dh": 1, "dw": 1}, 7)
+                           "ph": 0, "pw": 0, "dilh": 1, "dilw": 1}, 7)
     result = check_case(CONV, plugin, case)
     adjoint = [c for c in result.comparisons if c.oracle == "adjoint"]
     assert result.passed and {c.quantity for c in adjoint} == {"dx", "dw", "db"}
@@ -148,7 +148,7 @@ def test_the_adjoint_tests_own_backward_call_is_guarded():
         return Implementation("misbehaves for dy = v", CONV.reference.forward, backward)
 
     case = CONV.make_case({"N": 1, "C_in": 1, "C_out": 1, "H": 3, "W": 3, "kh": 2, "kw": 2, "sh": 1, "sw": 1,
-                           "ph": 0, "pw": 1, "dh": 1, "dw": 1}, 0)
+                           "ph": 0, "pw": 1, "dilh": 1, "dilw": 1}, 0)
     for change, problem in ((lambda dw: dw[:, :, :1], "wrong output shape"), (lambda dw: dw * np.nan, "NaN")):
         with pytest.raises(ImplementationError) as raised:
             check_case(CONV, misbehaving(change), case, oracles=("adjoint",))

@@ -26,7 +26,7 @@ CONV = get_spec("conv2d").reference
 
 
 def conv_config(**changes) -> dict:
-    config = dict(N=2, C_in=2, C_out=2, kh=2, sh=1, dh=1, ph=0, H=4, kw=2, sw=1, dw=1, pw=0, W=4)
+    config = dict(N=2, C_in=2, C_out=2, kh=2, sh=1, dilh=1, ph=0, H=4, kw=2, sw=1, dilw=1, pw=0, W=4)
     config.update(changes)
     return config
 
@@ -141,7 +141,7 @@ WRONG_LAYERS = {
     "dilation forgotten": WrongLayer(
         "conv2d", _conv_backward(_set(0, lambda g, dy, x, w, b, stride, padding, dilation:
                                       ref.correlate2d_backward(dy, x, w, b, stride, padding, 1)[0])),
-        conv_config(dh=2, dw=2, H=5, W=5), "dx", "dilation misapplied"),
+        conv_config(dilh=2, dilw=2, H=5, W=5), "dx", "dilation misapplied"),
     "bias from one sample": WrongLayer(
         "conv2d", _conv_backward(_set(2, lambda g, dy, *a, **h: dy[0].sum(axis=(1, 2)))), conv_config(N=3), "db",
         "only part of the batch summed"),

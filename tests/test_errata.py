@@ -76,5 +76,5 @@ def test_a_confirmed_transcription_really_runs_the_printed_code():
     spec = get_spec(formula.op)
     impl = printed_implementation(spec, formula)
     assert impl.backward is not spec.reference.backward
-    config = dict(N=1, C_in=1, C_out=1, kh=2, sh=2, dh=1, ph=0, H=5, kw=3, sw=2, dw=1, pw=0, W=7)
+    config = dict(N=1, C_in=1, C_out=1, kh=2, sh=2, dilh=1, ph=0, H=5, kw=3, sw=2, dilw=1, pw=0, W=7)
     assert check_case(spec, impl, spec.make_case(config, 4)).passed

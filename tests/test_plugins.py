@@ -187,13 +187,13 @@ def test_command_line_option():
     assert run.returncode == 1, out + run.stderr
     assert "1 passed" in out and "1 failed" in out
     assert "conv2d: dw wrong in buggy conv (examples/buggy_conv.py)" in out
-    assert "configuration: conv2d(N=1, C_in=1, C_out=1, kh=1" in out
+    assert "configuration: conv2d(N=1, C_in=1, C_out=1, H=1, W=3, kh=1" in out
     assert "Traceback" not in out and "plugins.py" not in out
     configuration = next(line for line in out.splitlines() if line.startswith("  configuration: "))
     with open(os.path.join(ROOT, "docs", "plugins.md")) as docs:
         assert configuration in docs.read(), "docs/plugins.md shows another failure report"  # docs in sync
     assert "ConvNHWC (examples/nhwc_conv.py) passed 8 generated cases" in out
-    assert "not covered: excluded by the limits (dilation=1): dh in {2}; dw in {2}" in out
+    assert "not covered: excluded by the limits (dilation=1): dilh in {2}; dilw in {2}" in out
 
 
 @pytest.mark.parametrize("op", sorted(all_specs()))

@@ -8,7 +8,7 @@ from reference import conv2d as ref
 from ..spec import Formula, Implementation, OpSpec
 from ..strategies import expand_pairs, normal, out_size, pick, window_axis
 
-ALIASES = {"stride": ("sh", "sw"), "padding": ("ph", "pw"), "dilation": ("dh", "dw"), "kernel": ("kh", "kw"),
+ALIASES = {"stride": ("sh", "sw"), "padding": ("ph", "pw"), "dilation": ("dilh", "dilw"), "kernel": ("kh", "kw"),
            "remainder": ("rh", "rw")}
 
 
@@ -22,16 +22,20 @@ def conv_configs(draw, **fixed):
               "C_out": draw(pick(fixed, "C_out", st.integers(1, 3)))}
     config.update(draw(window_axis(fixed, "h")))
     config.update(draw(window_axis(fixed, "w")))
-    return config
+    return {key: config[key] for key in ORDER}  # reports list the fields in this order
+
+
+#: sizes first, then the kernel, stride, padding and dilation, each as (height, width)
+ORDER = ("N", "C_in", "C_out", "H", "W", "kh", "kw", "sh", "sw", "ph", "pw", "dilh", "dilw")
 
 
 def hyper(c):
-    return {"stride": (c["sh"], c["sw"]), "padding": (c["ph"], c["pw"]), "dilation": (c["dh"], c["dw"])}
+    return {"stride": (c["sh"], c["sw"]), "padding": (c["ph"], c["pw"]), "dilation": (c["dilh"], c["dilw"])}
 
 
 def output_shape(c):
-    return (c["N"], c["C_out"], out_size(c["H"], c["kh"], c["sh"], c["ph"], c["dh"]),
-            out_size(c["W"], c["kw"], c["sw"], c["pw"], c["dw"]))
+    return (c["N"], c["C_out"], out_size(c["H"], c["kh"], c["sh"], c["ph"], c["dilh"]),
+            out_size(c["W"], c["kw"], c["sw"], c["pw"], c["dilw"]))
 
 
 def make_arrays(c, rng):

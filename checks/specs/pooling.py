@@ -28,14 +28,14 @@ def pool_configs(draw, *, padded=True, stride_vs_kernel=None, square=False, **fi
     for axis in "hw":
         if square and axis == "w":
             fixed["kw"] = config["kh"]
-        axis_fixed = {**fixed, f"d{axis}": 1}
+        axis_fixed = {**fixed, f"dil{axis}": 1}
         if stride_vs_kernel is not None:
             axis_fixed.update(draw(stride_relative_to_kernel(fixed, axis, stride_vs_kernel)))
         values = draw(window_axis(axis_fixed, axis, max_kernel=3, max_stride=3, max_dilation=1, max_out=3,
                                   padding_rule="half_kernel"))
-        values.pop(f"d{axis}")
+        values.pop(f"dil{axis}")
         config.update(values)
-    return config
+    return {key: config[key] for key in ("N", "C", "H", "W", "kh", "kw", "sh", "sw", "ph", "pw")}  # report order
 
 
 def pool_output_shape(c):

@@ -53,7 +53,7 @@ MUTANTS = [
            minimal={"N": 1, "C_in": 1, "C_out": 1}),
     Mutant("conv2d", "stride forgotten in dx",
            type(CONV)("stride forgotten in dx", CONV.forward, _stride_forgotten_in_dx), ("dx",),
-           minimal={"N": 1, "C_in": 1, "C_out": 1, "dh": 1, "dw": 1, "ph": 0, "pw": 0}),
+           minimal={"N": 1, "C_in": 1, "C_out": 1, "dilh": 1, "dilw": 1, "ph": 0, "pw": 0}),
     Mutant("conv2d", "bias gradient from the first sample only",
            wrong_backward(CONV, "bias gradient from one sample", _bias_from_first_sample), ("db",),
            minimal={"N": 2, "C_in": 1, "C_out": 1, "kh": 1, "kw": 1}),
