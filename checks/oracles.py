@@ -4,6 +4,8 @@ backward are evaluated once per case (``Evaluation``) and shared by every oracle
 - "pytorch":            the same op through torch.nn.functional in float64; forward and autograd gradients for the
                         same upstream gradient, compared element-wise (tolerance policy 1).
 - "reference":          the loop-based reference of the spec (only when the implementation is not the reference).
+- "alternatives":       independent derivations of the same op declared by the spec (e.g. conv as a sparse matrix),
+                        each reported under its own label.
 - "finite differences": directional central differences of the implementation's own forward, one direction per
                         differentiable argument (tolerance policy 2).
 - "adjoint":            <A u, v> = <u, A^T v> for the arguments the op is (piecewise) linear in (``checks.adjoint``,
@@ -76,14 +78,26 @@ def pytorch_oracle(spec: OpSpec, impl: Implementation, case: Case, evaluation: E
     return _compare_outputs("pytorch", spec, case, evaluation, y, grads)
 
 
-def reference_oracle(spec: OpSpec, impl: Implementation, case: Case, evaluation: Evaluation) -> list[Comparison]:
-    if impl is spec.reference or impl == spec.reference:
+def _against(label: str, other: Implementation, spec: OpSpec, impl: Implementation, case: Case,
+             evaluation: Evaluation) -> list[Comparison]:
+    """Compare with another implementation of the op (never with itself)."""
+    if impl is other or impl == other:
         return []
     hyper = spec.hyper(case.config)
     arrays = ordered_arrays(spec, case.arrays)
-    y = spec.reference.forward(*arrays, **hyper)
-    grads = as_grad_dict(spec, spec.reference.backward(case.dy, *arrays, **hyper))
-    return _compare_outputs("reference", spec, case, evaluation, y, grads)
+    y = other.forward(*arrays, **hyper)
+    grads = as_grad_dict(spec, other.backward(case.dy, *arrays, **hyper))
+    return _compare_outputs(label, spec, case, evaluation, y, grads)
+
+
+def reference_oracle(spec: OpSpec, impl: Implementation, case: Case, evaluation: Evaluation) -> list[Comparison]:
+    return _against("reference", spec.reference, spec, impl, case, evaluation)
+
+
+def alternatives_oracle(spec: OpSpec, impl: Implementation, case: Case, evaluation: Evaluation) -> list[Comparison]:
+    """Each independent derivation of the op (``OpSpec.alternatives``) as an oracle under its own label."""
+    return [c for label, other in spec.alternatives.items()
+            for c in _against(label, other, spec, impl, case, evaluation)]
 
 
 def kink_reason(spec: OpSpec, case: Case) -> str:
@@ -121,6 +135,7 @@ def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
 ORACLES: dict[str, Callable[[OpSpec, Implementation, Case, Evaluation], list[Comparison]]] = {
     "pytorch": pytorch_oracle,
     "reference": reference_oracle,
+    "alternatives": alternatives_oracle,
     "finite differences": finite_difference_oracle,
     "adjoint": adjoint_oracle,
 }

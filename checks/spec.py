@@ -66,6 +66,9 @@ class OpSpec:
                     (argmax, ReLU mask) held fixed, i.e. for perturbations smaller than MARGIN.
     kink_distance:  (config, arrays) -> distance from the nearest non-differentiable point (inf if smooth).
     nondifferentiable: a sentence naming where the op is not differentiable (for kink explanations).
+    alternatives:   {label: Implementation}: independent derivations of the same op (conv as a sparse matrix,
+                    true convolution as a correlation with the kernel flipped); each is an oracle of its own,
+                    forward and gradients compared element-wise, so forward formulas get a second witness.
     magnitudes:     (config, arrays, dy) -> {quantity label: size of the terms behind each element}, for ops
                     whose formulas cancel even on |inputs| (softmax's y (dy - sum y dy), 1 - tanh^2); overrides
                     the default estimate of tolerance policy 1 for the quantities it names.
@@ -87,6 +90,7 @@ class OpSpec:
     nondifferentiable: str = ""
     description: str = ""
     magnitudes: Callable[[Mapping[str, Any], Mapping[str, np.ndarray], np.ndarray], dict] | None = None
+    alternatives: Mapping[str, Implementation] = field(default_factory=dict)
 
     @property
     def differentiable(self) -> tuple[str, ...]:

@@ -174,6 +174,18 @@ def convolve2d_forward(x, w, b, stride=1, padding=0, dilation=1):
     return y
 
 
+def convolve2d_via_correlation_forward(x, w, b, stride=1, padding=0, dilation=1):
+    """convolve(x, w) = correlate(x, rot180(w)): the flip moved out of the index arithmetic (004's remark that
+    convolution flips the kernel in the forward pass and cross-correlation in the backward)."""
+    return correlate2d_forward(x, rot180(w), b, stride, padding, dilation)
+
+
+def convolve2d_via_correlation_backward(dy, x, w, b, stride=1, padding=0, dilation=1):
+    """By the chain rule through w' = rot180(w): dE/dw = rot180(dE/dw'); dx and db as for the correlation."""
+    dx, dw_rotated, db = correlate2d_backward(dy, x, rot180(w), b, stride, padding, dilation)
+    return dx, rot180(dw_rotated), db
+
+
 def convolve2d_backward(dy, x, w, b, stride=1, padding=0, dilation=1):
     """Gradients of the true convolution (returns dx, dw, db).
 

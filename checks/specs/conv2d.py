@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from hypothesis import strategies as st
 
 from reference import conv2d as ref
+from reference import conv_matrix
 from ..spec import Formula, Implementation, OpSpec
 from ..strategies import expand_pairs, normal, out_size, pick, window_axis
 
@@ -49,19 +50,24 @@ def reduction_length(c):
     return max(c["C_in"] * c["kh"] * c["kw"] + 1, c["N"] * Ho * Wo, c["C_out"] * c["kh"] * c["kw"])
 
 
-def _spec(name, prefix, torch_forward, description):
+def _spec(name, prefix, torch_forward, description, alternatives):
     return OpSpec(
         name=name, arg_names=("x", "w", "b"), configs=conv_configs, make_arrays=make_arrays,
         output_shape=output_shape, hyper=hyper, torch_forward=torch_forward,
         reference=Implementation.from_module(ref, prefix, f"reference.conv2d.{prefix}"),
-        reduction_length=reduction_length, linear_args=("x", "w", "b"), description=description)
+        reduction_length=reduction_length, linear_args=("x", "w", "b"), description=description,
+        alternatives=alternatives)
 
 
 CONV2D = _spec("conv2d", "correlate2d", F.conv2d,
-               "2-D cross-correlation with bias, stride, zero padding and dilation (torch's conv2d)")
+               "2-D cross-correlation with bias, stride, zero padding and dilation (torch's conv2d)",
+               {"sparse matrix": Implementation.from_module(conv_matrix, "conv_matrix",
+                                                            "reference.conv_matrix.conv_matrix")})
 CONVOLVE2D = _spec("convolve2d", "convolve2d",
                    lambda x, w, b, **h: F.conv2d(x, w.flip(-2, -1), b, **h),
-                   "2-D true convolution (kernel flipped in the forward pass) with bias, stride, padding, dilation")
+                   "2-D true convolution (kernel flipped in the forward pass) with bias, stride, padding, dilation",
+                   {"correlation with rot180(w)": Implementation.from_module(
+                       ref, "convolve2d_via_correlation", "reference.conv2d.convolve2d_via_correlation")})
 SPECS = [CONV2D, CONVOLVE2D]
 
 PLAIN = {"stride": 1, "padding": 0, "dilation": 1}

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from reference import conv_matrix as ref
 from ..spec import Formula, Implementation, OpSpec
+from reference import conv2d as loops
 from .conv2d import PLAIN, conv_configs, hyper, make_arrays, output_shape, reduction_length
 
 CONV2D_MATRIX = OpSpec(
@@ -14,6 +15,7 @@ CONV2D_MATRIX = OpSpec(
     output_shape=output_shape, hyper=hyper, torch_forward=F.conv2d,
     reference=Implementation.from_module(ref, "conv_matrix", "reference.conv_matrix.conv_matrix"),
     reduction_length=reduction_length, linear_args=("x", "w", "b"),
+    alternatives={"loops": Implementation.from_module(loops, "correlate2d", "reference.conv2d.correlate2d")},
     description="2-D cross-correlation as a sparse matrix product vec(y) = M vec(x) + b; backward dx = M^T dy, "
                 "dw through im2col")
 SPECS = [CONV2D_MATRIX]

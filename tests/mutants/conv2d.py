@@ -47,7 +47,25 @@ def _scaled(factor, index):
     return change
 
 
+def _flipped_forward(x, w, b, stride=1, padding=0, dilation=1):
+    """A forward that flips the kernel (true convolution where cross-correlation was meant)."""
+    return ref.convolve2d_forward(x, w, b, stride, padding, dilation)
+
+
+def _convolve_dw_not_flipped(dy, x, w, b, stride=1, padding=0, dilation=1):
+    """True convolution's dw taken from the correlation's backward, forgetting to flip it back."""
+    return ref.correlate2d_backward(dy, x, ref.rot180(w), b, stride, padding, dilation)
+
+
+CONVOLVE = get_spec("convolve2d").reference
+
 MUTANTS = [
+    Mutant("conv2d", "forward flips the kernel (caught by the sparse-matrix derivation)",
+           type(CONV)("forward flips the kernel", _flipped_forward, CONV.backward), ("forward",),
+           minimal={"N": 1, "C_in": 1, "C_out": 1, "H": 1}, oracles=("alternatives",)),
+    Mutant("convolve2d", "dw not flipped back (caught by the correlation-with-rot180 derivation)",
+           type(CONVOLVE)("dw not flipped back", CONVOLVE.forward, _convolve_dw_not_flipped), ("dw",),
+           minimal={"N": 1, "C_in": 1, "C_out": 1, "H": 1}, oracles=("alternatives",)),
     Mutant("conv2d", "kernel not rotated in dx",
            type(CONV)("kernel not rotated in dx", CONV.forward, _kernel_not_rotated), ("dx",),
            minimal={"N": 1, "C_in": 1, "C_out": 1}),
