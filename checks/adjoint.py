@@ -44,18 +44,18 @@ import numpy as np
 from . import tolerance
 from .compare import FAIL, KINK, PASS, Comparison
 from .finite_diff import direction_for
-from .spec import Case, Implementation, OpSpec, as_grad_dict, ordered_arrays, quantity_label
+from .spec import Case, Implementation, OpSpec, ordered_arrays, quantity_label
 
 ORACLE = "adjoint"
 #: perturbation reach (t |u|_inf) for piecewise-linear arguments, in data units: well inside MARGIN / 2
 PIECEWISE_REACH = tolerance.MARGIN / 8
 
 
-
 def _norm(a) -> float:
     """Euclidean norm without BLAS (np.linalg.norm wakes BLAS threads: ~20 ms per call on 1e4 elements here)."""
     a = np.asarray(a, dtype=np.float64)
     return float(np.sqrt(np.sum(a * a)))
+
 
 def dot_product_test(Au, v, u, ATv) -> tuple[float, float, float, float]:
     """(<A u, v>, <u, A^T v>, |difference|, Cauchy-Schwarz scale |Au||v| + |u||A^T v|)."""

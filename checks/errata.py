@@ -271,7 +271,7 @@ def format_errata(results: list[ErratumResult]) -> str:
     lines = [f"Errata of the derivations: {len(wrong)} of {len(results)} printed formulas are wrong as printed"]
     for r in wrong:
         f = r.formula
-        lines += [f"", f"* {f.name} ({f.source}): {f.printed}",
+        lines += ["", f"* {f.name} ({f.source}): {f.printed}",
                   f"  counterexample: {r.counterexample}"]
         lines += [f"  {d}" for d in r.details]
         if f.note:

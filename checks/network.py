@@ -28,7 +28,7 @@ from . import finite_diff, tolerance
 from .calls import evaluate
 from .compare import FAIL, PASS, Comparison, compare_arrays
 from .oracles import torch_outputs
-from .spec import Case, Implementation, OpSpec, as_grad_dict, ordered_arrays, quantity_label
+from .spec import Case, Implementation, OpSpec, as_grad_dict, quantity_label
 
 DATA_ARGS = ("x", "y")
 

@@ -14,7 +14,7 @@ backward are evaluated once per case (``Evaluation``) and shared by every oracle
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import torch

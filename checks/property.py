@@ -6,7 +6,7 @@ from typing import Any, Callable, Mapping
 
 from hypothesis import Phase, given, settings as hyp_settings
 
-from .runner import CaseResult, assert_case, check_case
+from .runner import CaseResult, check_case
 from .spec import Case, Implementation, OpSpec
 
 

@@ -14,7 +14,7 @@ SUB = get_spec("subsampling").reference
 
 def _maxpool_assigns(dy, x, kernel, stride, padding=0):
     """dx[argmax] = dy instead of +=: a cell that is the argmax of two overlapping windows keeps only one."""
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    ph, pw = padding
     xp = ref.pad_with(x, ph, pw, -np.inf)
     dxp = np.zeros_like(xp)
     for n, c, i, j in np.ndindex(dy.shape):
