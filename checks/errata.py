@@ -1,7 +1,11 @@
 """Errata of the derivations: every formula of the seeds, transcribed literally (reference/printed.py), checked by the
-harness. A formula that passes is listed as confirmed; one that fails gets its minimal counterexample (Hypothesis
-shrinks the configuration within the formula's scope, as
-checks.property.minimal_failure does), the diagnosis of the mistake and the corrected formula.
+harness. A formula that passes is listed as confirmed; one that fails gets its minimal counterexample
+(checks.property.minimal_failure shrinks the configuration within the formula's scope; a printed formula that reads
+outside its arrays counts as failing: that is the finding), the diagnosis of the mistake and the corrected formula.
+
+Each transcription also records the verdict it is expected to get: a formula printed with a correction is expected
+to be wrong, one without to be confirmed. The main job's section fails (ok = False) only when a verdict differs from
+the recorded one -- then the errata machinery or a reference changed, not the seeds -- and names the formula.
 
 The seeds' text is the source; the harness decides what is right.
 """
@@ -16,11 +20,11 @@ from hypothesis import settings as hyp_settings
 from reference import printed
 from . import finite_diff
 from .diagnosis import diagnose_result
-from .calls import ImplementationError
 from .registry import get_spec
 from .report import worst_table
-from .runner import CaseResult, check_case
-from .spec import Case, Implementation, OpSpec, as_grad_dict, quantity_label
+from .property import minimal_failure
+from .runner import CaseResult
+from .spec import Implementation, OpSpec, as_grad_dict, quantity_label
 
 CONFIRMED, WRONG = "confirmed", "WRONG"
 
@@ -46,6 +50,11 @@ class Printed:
     correction: str = ""
     note: str = ""
     special: Callable[[], tuple[bool, str]] | None = None
+
+    @property
+    def expected(self) -> str:
+        """The verdict this transcription is recorded to get: WRONG when a correction is given."""
+        return WRONG if self.correction else CONFIRMED
 
 
 @dataclass
@@ -76,29 +85,6 @@ def printed_implementation(spec: OpSpec, formula: Printed) -> Implementation:
     return Implementation(f"as printed: {formula.name}", ref.forward, backward)
 
 
-def minimal_counterexample(spec: OpSpec, impl: Implementation, fixed, max_examples: int) -> CaseResult | None:
-    """checks.property.minimal_failure, where a printed formula that reads outside its arrays also counts as
-    failing (minimal_failure lets an ImplementationError through; here it is the finding)."""
-    from hypothesis import find
-    from hypothesis.errors import NoSuchExample
-
-    def fails(case: Case) -> bool:
-        try:
-            return not check_case(spec, impl, case).passed
-        except ImplementationError:
-            return True
-
-    try:
-        case = find(spec.cases(**fixed), fails, settings=hyp_settings(
-            max_examples=max_examples, deadline=None, database=None, derandomize=True))
-    except NoSuchExample:
-        return None
-    try:
-        return check_case(spec, impl, case)
-    except ImplementationError:
-        return CaseResult(spec, impl, case)
-
-
 def _why_out_of_range(spec: OpSpec, formula: Printed, result: CaseResult) -> str:
     arrays = [result.case.arrays[n] for n in spec.arg_names]
     try:
@@ -121,9 +107,10 @@ def check_printed(formula: Printed, max_examples: int | None = None) -> ErratumR
     impl = printed_implementation(spec, formula)
     examples = max_examples or hyp_settings.default.max_examples
     label = quantity_label(formula.quantity)
-    result = minimal_counterexample(spec, impl, formula.fixed, examples)
-    if result is None:
+    found = minimal_failure(spec, impl, fixed=formula.fixed, max_examples=examples, count_errors=True)
+    if found is None:
         return ErratumResult(formula, CONFIRMED)
+    result, _ = found
     out = ErratumResult(formula, WRONG, result.case.describe())
     why = _why_out_of_range(spec, formula, result)
     if why:
@@ -265,10 +252,18 @@ def check_all(max_examples: int | None = None, only: str | None = None) -> list[
     return [check_printed(f, max_examples) for f in PRINTED if only is None or only in f.name]
 
 
+def unexpected(results: list[ErratumResult]) -> list[ErratumResult]:
+    """The formulas whose verdict differs from the one recorded in their transcription."""
+    return [r for r in results if r.verdict != r.formula.expected]
+
+
 def format_errata(results: list[ErratumResult]) -> str:
     wrong = [r for r in results if r.verdict == WRONG]
     confirmed = [r for r in results if r.verdict == CONFIRMED]
     lines = [f"Errata of the derivations: {len(wrong)} of {len(results)} printed formulas are wrong as printed"]
+    for r in unexpected(results):
+        lines.append(f"ERRATA CHECK CHANGED: {r.formula.name} ({r.formula.source}) is recorded as "
+                     f"{r.formula.expected.lower()} but now gets the verdict {r.verdict.lower()}")
     for r in wrong:
         f = r.formula
         lines += ["", f"* {f.name} ({f.source}): {f.printed}",
@@ -282,6 +277,8 @@ def format_errata(results: list[ErratumResult]) -> str:
     return "\n".join(lines)
 
 
-def section(rows=None, args=None) -> str:
-    """The main job's errata section (checks.validate.SECTIONS): every printed formula, whatever --only says."""
-    return format_errata(check_all())
+def section(rows=None, args=None) -> tuple[str, bool]:
+    """The main job's errata section (checks.validate.SECTIONS): every printed formula, whatever --only says;
+    ok is False when a formula's verdict differs from the recorded one (``Printed.expected``)."""
+    results = check_all()
+    return format_errata(results), not unexpected(results)

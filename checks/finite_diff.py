@@ -16,6 +16,7 @@ it jump by O(1) instead. Then the oracle reports a kink, not a gradient mismatch
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
@@ -119,19 +120,35 @@ def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], ar
                              f"d{name}", kink_reason, dtype)
 
 
+@dataclass
+class ElementwiseGradient:
+    """dy^T J estimated one element at a time: ``estimate`` holds the D6 values; ``elements`` (when a claimed
+    gradient was given) maps each index to its directional_check along the unit direction of that element, judged
+    by tolerance policy 2 with that element's own truncation and rounding estimates."""
+
+    estimate: np.ndarray
+    elements: dict[tuple, Comparison] = field(default_factory=dict)
+
+
 def fd_gradient(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
-                name: str, dy: np.ndarray) -> np.ndarray:
-    """The full vector-Jacobian product dy^T J by finite differences, one unit direction per element
-    (6 forward calls per element: only for small inputs and for locating a failure)."""
+                name: str, dy: np.ndarray, claimed: np.ndarray | None = None, *, y0: np.ndarray | None = None,
+                reduction_length: int = 1, kink_reason: str = "", dtype: str = "float64",
+                magnitude=None) -> ElementwiseGradient:
+    """The full vector-Jacobian product dy^T J by finite differences, one unit direction e_i per element
+    (6 forward calls per element: only for small inputs, whole-network checks and locating a failure). Each
+    element is check_argument along e_i, so the Richardson, truncation, rounding and kink logic is the
+    directional check's; ``claimed`` (the gradient to judge, default zeros) gives the elements' verdicts."""
     x = np.asarray(arrays[name], dtype=np.float64)
-    h = tolerance.FD_STEP
-    out = np.zeros_like(x)
+    judged = claimed is not None
+    claimed = np.zeros_like(x) if claimed is None else np.asarray(claimed, dtype=np.float64)
+    y0 = np.asarray(forward(arrays), dtype=np.float64) if y0 is None else y0
+    out = ElementwiseGradient(np.zeros_like(x))
     for index in np.ndindex(x.shape):
-        def phi(t: float) -> float:
-            moved = dict(arrays)
-            shifted = x.copy()
-            shifted[index] += t
-            moved[name] = shifted
-            return float(np.sum(dy * np.asarray(forward(moved), dtype=np.float64)))
-        out[index] = sum(w * (phi(k * h) - phi(-k * h)) for k, w in D6_WEIGHTS.items()) / h
+        unit = np.zeros_like(x)
+        unit[index] = 1.0
+        c = check_argument(forward, arrays, name, claimed, dy, y0, unit, reduction_length, kink_reason, dtype,
+                           magnitude)
+        out.estimate[index] = c.expected
+        if judged:
+            out.elements[tuple(int(i) for i in index)] = c
     return out

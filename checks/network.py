@@ -6,11 +6,13 @@ and whose output is the loss; its implementations follow the harness's calling c
 
 - ``numgradcheck``: every element of every parameter and of the input, one at a time (cnnnumgradcheck perturbs each
   element by +-1e-4 and compares (L+ - L-) / 2e-4 with the analytic gradient). Here each element's derivative is
-  the Richardson-extrapolated central difference of ``checks.finite_diff`` judged by tolerance policy 2, and the
-  whole gradient is also compared with PyTorch autograd of the same network (policy 1).
+  ``checks.finite_diff.fd_gradient`` (the directional check along the element's unit direction: Richardson,
+  truncation and rounding estimates, kinks) judged by tolerance policy 2, and the whole gradient is also compared
+  with PyTorch autograd of the same network (policy 1).
 - ``train``: the same initial parameters, the same mini-batches, plain SGD (p <- p - lr dL/dp, the toolbox's
   cnnapplygrads; torch.optim.SGD without momentum), losses and parameters recorded at every step and compared with
-  TRAINING_RTOL (policy 5).
+  TRAINING_RTOL (policy 5). The implementation is called through ``checks.calls.evaluate`` at every step (NaN,
+  inf, exceptions, wrong shapes stop the run with the standard message), and a NaN difference never agrees.
 - ``shapes_dataset``: the data. No small image dataset ships inside the installed packages (numpy, torch,
   matplotlib, hypothesis; scikit-learn's digits would, but it is not a dependency), so the images are generated:
   seeded, small, three classes of simple shapes (horizontal bar, vertical bar, square outline) at random places,
@@ -25,10 +27,10 @@ import numpy as np
 import torch
 
 from . import finite_diff, tolerance
-from .calls import evaluate
-from .compare import FAIL, PASS, Comparison, compare_arrays
-from .oracles import torch_outputs
-from .spec import Case, Implementation, OpSpec, as_grad_dict, quantity_label
+from .calls import ImplementationError, evaluate
+from .compare import FAIL, KINK, PASS, Comparison, compare_arrays
+from .oracles import kink_reason, magnitudes, torch_outputs
+from .spec import Case, Implementation, OpSpec, quantity_label
 
 DATA_ARGS = ("x", "y")
 
@@ -38,48 +40,38 @@ DATA_ARGS = ("x", "y")
 # ----------------------------------------------------------------------------------------------------------------
 
 def numgradcheck(spec: OpSpec, impl: Implementation, case: Case) -> list[Comparison]:
-    """One comparison per differentiable argument with finite differences element by element (the worst element
-    is reported), and one per argument with PyTorch autograd. The loss's upstream gradient is 1."""
+    """One comparison per differentiable argument with finite differences element by element
+    (``finite_diff.fd_gradient``, each element judged by policy 2; the worst element is reported), and one per
+    argument with PyTorch autograd (policy 1, the magnitudes of ``oracles.magnitudes``). The loss's upstream
+    gradient is 1."""
     case = Case(case.op, case.config, case.arrays, np.asarray(1.0), case.seed)
     evaluation = evaluate(spec, impl, case)
-    loss = float(evaluation.y)
     k = spec.reduction_length(case.config)
     _, torch_grads = torch_outputs(spec, case)
-    _, magnitude = torch_outputs(spec, case, absolute=True)
+    magnitude = magnitudes(spec, case)
+    reason = kink_reason(spec, case)
     out = []
     for name in spec.differentiable:
-        grad = evaluation.grads[name]
-        out.append(_elementwise(evaluation.forward, case.arrays, name, grad, loss, k))
-        out.append(compare_arrays("pytorch", quantity_label(name), torch_grads[name], grad, k,
-                                  magnitude=magnitude[name]))
+        label, grad = quantity_label(name), evaluation.grads[name]
+        elementwise = finite_diff.fd_gradient(evaluation.forward, case.arrays, name, case.dy, grad,
+                                              y0=evaluation.y, reduction_length=k, kink_reason=reason,
+                                              dtype=evaluation.dtype)
+        out.append(_worst_element(elementwise.elements, label))
+        out.append(compare_arrays("pytorch", label, torch_grads[name], grad, k, evaluation.dtype,
+                                  magnitude.get(label)))
     return out
 
 
-def _elementwise(forward, arrays: Mapping[str, np.ndarray], name: str, grad: np.ndarray, loss: float,
-                 k: int) -> Comparison:
-    """cnnnumgradcheck for one argument: the unit direction of every element in turn (6 forwards each)."""
-    x = np.asarray(arrays[name], dtype=np.float64)
-    grad = np.asarray(grad, dtype=np.float64)
-    worst, failed, checked = None, 0, 0
-    for index in np.ndindex(x.shape):
-        def phi(t: float, index=index) -> float:
-            moved = dict(arrays)
-            shifted = x.copy()
-            shifted[index] += t
-            moved[name] = shifted
-            return float(forward(moved))
-
-        c = finite_diff.directional_check(phi, loss, float(grad[index]), abs(float(grad[index])), abs(loss),
-                                          tolerance.FD_STEP, k, quantity_label(name))
-        checked += 1
-        failed += c.verdict != PASS
-        if worst is None or (c.verdict != PASS, c.ratio) > (worst[1].verdict != PASS, worst[1].ratio):
-            worst = (index, c)
-    index, c = worst
-    c.oracle = "finite differences (element-wise)"
-    c.worst_index = tuple(int(i) for i in index)
-    c.note = f"{failed} of {checked} elements outside tolerance; worst element shown (h={tolerance.FD_STEP:.0e})"
-    return c
+def _worst_element(elements: Mapping[tuple, Comparison], label: str) -> Comparison:
+    """cnnnumgradcheck's summary for one argument: the worst element (a failing one first), and how many failed."""
+    failed = sum(c.verdict == FAIL for c in elements.values())
+    kinks = sum(c.verdict == KINK for c in elements.values())
+    index, worst = max(elements.items(),
+                       key=lambda item: (item[1].verdict == FAIL, item[1].verdict == KINK, item[1].ratio))
+    worst.oracle, worst.quantity, worst.worst_index = "finite differences (element-wise)", label, index
+    worst.note = (f"{failed} of {len(elements)} elements outside tolerance"
+                  + (f", {kinks} at a kink" if kinks else "") + f"; worst element shown: {worst.note}")
+    return worst
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -156,28 +148,40 @@ class TrainingComparison:
     loss_relative: list[float]                 # per step |L_impl - L_torch| / |L_torch|
     param_relative: list[float]                # per step, max over parameters of max|p - p_torch| / max|p_torch|
     worst_param: str
+    error: str = ""                            # the implementation misbehaved (checks.calls): training stopped
+
+    @staticmethod
+    def _worst(values: list[float]) -> float:
+        """The largest value; NaN if any is NaN (Python's max would drop it) or if there are none."""
+        return float(np.max(values)) if values else float("nan")
 
     @property
     def worst_loss_relative(self) -> float:
-        return max(self.loss_relative)
+        return self._worst(self.loss_relative)
 
     @property
     def worst_param_relative(self) -> float:
-        return max(self.param_relative)
+        return self._worst(self.param_relative)
 
     @property
     def passed(self) -> bool:
-        return max(self.worst_loss_relative, self.worst_param_relative) <= tolerance.TRAINING_RTOL
+        """Every step compared, every difference finite and within TRAINING_RTOL: NaN or inf never agree."""
+        differences = np.asarray(self.loss_relative + self.param_relative, dtype=np.float64)
+        return (not self.error and len(self.loss_relative) == len(self.param_relative) == self.steps
+                and bool(np.all(np.isfinite(differences))) and bool(np.all(differences <= tolerance.TRAINING_RTOL)))
 
     def describe(self) -> str:
         verdict = "agree" if self.passed else "DISAGREE"
         first = next((s for s, (l, p) in enumerate(zip(self.loss_relative, self.param_relative))
-                      if max(l, p) > tolerance.TRAINING_RTOL), None)
+                      if not (l <= tolerance.TRAINING_RTOL and p <= tolerance.TRAINING_RTOL)), None)  # NaN too
         where = "" if first is None else f"; first disagreement at step {first + 1}"
-        return (f"{self.op} ({self.impl}) vs PyTorch, {self.steps} SGD steps, lr {self.lr:g}: {verdict} "
+        text = (f"{self.op} ({self.impl}) vs PyTorch, {self.steps} SGD steps, lr {self.lr:g}: {verdict} "
                 f"(worst relative difference: loss {self.worst_loss_relative:.1e}, parameters "
-                f"{self.worst_param_relative:.1e} in {self.worst_param}; tolerance {tolerance.TRAINING_RTOL:.0e})"
-                f"{where}")
+                f"{self.worst_param_relative:.1e} in {self.worst_param or '-'}; tolerance "
+                f"{tolerance.TRAINING_RTOL:.0e}){where}")
+        if self.error:
+            text += "\n    training stopped " + self.error.replace("\n", "\n    ")
+        return text
 
 
 def minibatches(x, y, batch: int, steps: int, seed: int = 0):
@@ -191,16 +195,23 @@ def minibatches(x, y, batch: int, steps: int, seed: int = 0):
     return out[:steps]
 
 
-def _train_impl(spec, impl, params, batches, lr, hyper) -> TrainingRun:
+def _train_impl(spec, impl, config, params, batches, lr) -> tuple[TrainingRun, str]:
+    """SGD with the implementation's loss and gradients, each step called through checks.calls.evaluate (its
+    guards: exceptions, wrong shapes, NaN/inf, mutated inputs). Returns the run so far and, if the
+    implementation misbehaved, the error's message (the run stops there)."""
     run = TrainingRun()
     params = {n: p.copy() for n, p in params.items()}
-    for xb, yb in batches:
-        arrays = [dict(x=xb, y=yb, **params)[n] for n in spec.arg_names]
-        run.losses.append(float(impl.forward(*arrays, **hyper)))
-        grads = as_grad_dict(spec, impl.backward(np.asarray(1.0), *arrays, **hyper))
-        params = {n: p - lr * np.asarray(grads[n], dtype=np.float64) for n, p in params.items()}
+    for step, (xb, yb) in enumerate(batches):
+        case = Case(spec.name, config, {n: dict(x=xb, y=yb, **params)[n] for n in spec.arg_names},
+                    np.asarray(1.0), seed=0)
+        try:
+            evaluation = evaluate(spec, impl, case)
+        except ImplementationError as error:
+            return run, f"at SGD step {step + 1} of {len(batches)}: {error}"
+        run.losses.append(float(evaluation.y))
+        params = {n: p - lr * evaluation.grads[n] for n, p in params.items()}
         run.params.append(params)
-    return run
+    return run, ""
 
 
 def _train_torch(spec, params, batches, lr, hyper) -> TrainingRun:
@@ -223,20 +234,20 @@ def train(spec: OpSpec, config, params: Mapping[str, np.ndarray], batches, lr: f
     """Train ``impl`` (default: the spec's reference) and the PyTorch network from the same ``params`` on the same
     batches; compare the losses and the parameters at every step."""
     impl = impl or spec.reference
-    hyper = spec.hyper(config)
-    ours = _train_impl(spec, impl, params, batches, lr, hyper)
-    theirs = _train_torch(spec, params, batches, lr, hyper)
+    ours, error = _train_impl(spec, impl, config, params, batches, lr)
+    theirs = _train_torch(spec, params, batches, lr, spec.hyper(config))
     loss_rel = [abs(a - b) / max(abs(b), tolerance.TINY) for a, b in zip(ours.losses, theirs.losses)]
     param_rel, worst_name, worst = [], "", -1.0
     for mine, ref in zip(ours.params, theirs.params):
-        step_worst = 0.0
-        for name in mine:
-            rel = float(np.max(np.abs(mine[name] - ref[name])) / max(np.max(np.abs(ref[name])), tolerance.TINY))
-            step_worst = max(step_worst, rel)
-            if rel > worst:
-                worst, worst_name = rel, name
-        param_rel.append(step_worst)
-    return TrainingComparison(spec.name, impl.name, len(batches), lr, ours, theirs, loss_rel, param_rel, worst_name)
+        # np.max, not max(): a NaN must propagate into the step's difference (max(0.0, nan) is 0.0)
+        rel = {name: float(np.max(np.abs(mine[name] - ref[name])) / max(np.max(np.abs(ref[name])), tolerance.TINY))
+               for name in mine}
+        param_rel.append(float(np.max(list(rel.values()))))
+        for name, value in rel.items():
+            if not np.isnan(worst) and (np.isnan(value) or value > worst):  # the first NaN is the worst
+                worst, worst_name = value, name
+    return TrainingComparison(spec.name, impl.name, len(batches), lr, ours, theirs, loss_rel, param_rel, worst_name,
+                              error)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -302,7 +313,7 @@ def network_section(rows, args, steps: int = 30,
         comparisons = numgradcheck(spec, spec.reference, spec.make_case(config, seed=0))
         passed = all(c.verdict == PASS for c in comparisons)
         ok &= passed
-        worst = {oracle: max(c.relative for c in comparisons if c.oracle == oracle)
+        worst = {oracle: float(np.max([c.relative for c in comparisons if c.oracle == oracle]))
                  for oracle in {c.oracle for c in comparisons}}
         elements = sum(np.size(spec.make_case(config, 0).arrays[n]) for n in spec.differentiable)
         lines.append(f"  {op}: {elements} elements, {'all agree' if passed else 'FAILED'}; worst relative error "

@@ -6,6 +6,7 @@ from typing import Any, Callable, Mapping
 
 from hypothesis import Phase, given, settings as hyp_settings
 
+from .calls import ImplementationError
 from .runner import CaseResult, check_case
 from .spec import Case, Implementation, OpSpec
 
@@ -26,13 +27,28 @@ def check_op(spec: OpSpec, impl: Implementation, *, fixed: Mapping[str, Any] | N
     test()
 
 
-def minimal_failure(spec: OpSpec, impl: Implementation, *, fixed=None, max_examples: int = 200, oracles=None):
-    """The smallest failing case Hypothesis finds (or None), with its result: for tests and diagnostics."""
+def minimal_failure(spec: OpSpec, impl: Implementation, *, fixed=None, max_examples: int = 200, oracles=None,
+                    count_errors: bool = False):
+    """The smallest failing case Hypothesis finds (or None), with its result: for tests and diagnostics.
+
+    count_errors: an ImplementationError raised by the implementation (a read outside an array, NaN, a wrong
+    shape...) also counts as a failure, and the answer is (result, error): the shrunk case's CaseResult (without
+    comparisons when the implementation raised) and the error, or None for an error. Without it the error
+    propagates and the answer is the CaseResult alone."""
     from hypothesis import find
     from hypothesis.errors import NoSuchExample
 
+    def run(case: Case) -> tuple[CaseResult, ImplementationError | None]:
+        try:
+            return check_case(spec, impl, case, oracles), None
+        except ImplementationError as error:
+            if not count_errors:
+                raise
+            return CaseResult(spec, impl, case), error
+
     def fails(case: Case) -> bool:
-        return not check_case(spec, impl, case, oracles).passed
+        result, error = run(case)
+        return error is not None or not result.passed
 
     try:
         # no "explain" phase: it re-runs the check many times to annotate the example, which find() never shows
@@ -41,4 +57,5 @@ def minimal_failure(spec: OpSpec, impl: Implementation, *, fixed=None, max_examp
                                           derandomize=True, phases=[p for p in Phase if p != Phase.explain]))
     except NoSuchExample:
         return None
-    return check_case(spec, impl, case, oracles)
+    result, error = run(case)
+    return (result, error) if count_errors else result

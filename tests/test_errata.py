@@ -2,7 +2,10 @@
 correction, and the section lists them all."""
 import pytest
 
-from checks.errata import CONFIRMED, PRINTED, WRONG, check_printed, format_errata, printed_implementation
+from dataclasses import replace
+
+from checks.errata import (CONFIRMED, PRINTED, WRONG, ErratumResult, check_printed, format_errata,
+                           printed_implementation, unexpected)
 from checks.registry import get_spec
 from checks.runner import check_case
 
@@ -32,6 +35,7 @@ def test_names_are_unique_and_cover_the_expected_errata():
     names = [f.name for f in PRINTED]
     assert len(names) == len(set(names))
     assert WRONG_AS_PRINTED <= set(names)
+    assert {f.name for f in PRINTED if f.expected == WRONG} == WRONG_AS_PRINTED   # the recorded verdicts
 
 
 def test_each_printed_formula_gets_the_right_verdict(results):
@@ -67,6 +71,18 @@ def test_section_lists_every_wrong_formula_with_its_counterexample(results):
         assert r.counterexample in text and r.formula.correction in text
     assert "Confirmed as printed:" in text
     assert f"{len(WRONG_AS_PRINTED)} of {len(PRINTED)} printed formulas are wrong" in text
+
+
+def test_a_verdict_that_changes_is_flagged_and_fails_the_section(results):
+    """The section's ok flag: False only when a formula no longer gets its recorded verdict."""
+    assert not unexpected(list(results.values()))
+    relu = results["ReLU backward"]
+    now_passes = ErratumResult(relu.formula, CONFIRMED)                     # recorded as wrong, found right
+    now_fails = ErratumResult(replace(relu.formula, name="x", correction=""), WRONG, "relu(N=1)")
+    assert unexpected([now_passes, now_fails, relu]) == [now_passes, now_fails]
+    text = format_errata([now_passes, now_fails])
+    assert "ERRATA CHECK CHANGED: ReLU backward (000) is recorded as wrong but now gets the verdict confirmed" in text
+    assert "ERRATA CHECK CHANGED: x (000) is recorded as confirmed but now gets the verdict wrong" in text
 
 
 def test_a_confirmed_transcription_really_runs_the_printed_code():

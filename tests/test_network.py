@@ -65,6 +65,30 @@ def test_training_rejects_a_gradient_off_by_one_in_a_million():
     assert "DISAGREE" in run.describe() and "first disagreement at step 1" in run.describe()
 
 
+def test_training_reports_nan_from_the_implementation_as_a_failure():
+    """A NaN is never agreement: the implementation's calls go through checks.calls, whose guard names it."""
+    spec = get_spec("toolbox_cnn")
+
+    def nan_dW(grads, dy, *arrays, **hyper):
+        grads[5] = np.full_like(grads[5], np.nan)
+        return grads
+
+    run = network.training_run(spec, TOOLBOX_SMALL, 1.0, steps=3,
+                               impl=wrong_backward(spec.reference, "dW = NaN", nan_dW))
+    text = run.describe()
+    assert not run.passed and "DISAGREE" in text
+    assert "training stopped at SGD step 1 of 3" in text and "NaN in the output" in text and "the gradient dW" in text
+
+
+def test_a_nan_difference_never_counts_as_agreement():
+    """Python's max(0.0, nan) is 0.0: the verdict must not depend on it."""
+    empty = network.TrainingRun()
+    run = network.TrainingComparison("toolbox_cnn", "x", 3, 1.0, empty, empty, [1e-16, np.nan, np.nan],
+                                     [1e-16, 1e-16, 1e-16], "W")
+    assert not run.passed and np.isnan(run.worst_loss_relative)
+    assert "first disagreement at step 2" in run.describe()
+
+
 def test_shapes_dataset_is_reproducible_with_three_balanced_classes():
     x, y = network.shapes_dataset(30, 8, seed=3)
     again, _ = network.shapes_dataset(30, 8, seed=3)

@@ -16,6 +16,7 @@ from reference import network as ref
 from .. import tolerance
 from ..spec import Formula, Implementation, OpSpec
 from ..strategies import normal, pick
+from .pooling import window_runner_up_gap
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -100,21 +101,16 @@ def relu_configs(draw, **fixed):
 
 def relu_kink_distance(c, arrays) -> float:
     """How far (in units of the finite-difference step along a direction with |v|_inf <= 1) the input is from a
-    kink: the smallest |pre-activation| and half the smallest gap between the two largest positive values of a
-    pooling window, divided by how fast those move: |dz| <= t sum|k_j| (moving x), t max window sum|x| (moving k),
-    t (moving b). W, bo and y do not move them."""
+    kink: the smallest |pre-activation| z and half the smallest gap between the two largest z of a pooling window
+    (max pooling commutes with ReLU, so the pooled value is relu(max z): a tie of the two largest z is a kink; one
+    among non-positive z is not, and counting it too only errs on the safe side), divided by how fast z moves:
+    |dz| <= t sum|k_j| (moving x), t max window sum|x| (moving k), t (moving b). W, bo and y do not move them."""
     x, k, b = arrays["x"], arrays["k"], arrays["b"]
-    z, a, *_ = ref.relu_cnn_layers(x, k, b, arrays["W"], arrays["bo"], c["pool"])
-    closest = float(np.min(np.abs(z)))
-    p = c["pool"]
-    n, ch, h, w = a.shape
-    for q in range(n):
-        for j in range(ch):
-            for i in range(0, h, p):
-                for l in range(0, w, p):
-                    window = np.sort(a[q, j, i:i + p, l:l + p].reshape(-1))[::-1]
-                    if window.size > 1 and window[0] > 0:
-                        closest = min(closest, (window[0] - window[1]) / 2)
+    z, *_ = ref.relu_cnn_layers(x, k, b, arrays["W"], arrays["bo"], c["pool"])
+    n, ch, h, w = z.shape
+    pooling = {"N": n, "C": ch, "H": h, "W": w, "kh": c["pool"], "kw": c["pool"], "sh": c["pool"],
+               "sw": c["pool"], "ph": 0, "pw": 0}
+    closest = min(float(np.min(np.abs(z))), window_runner_up_gap(pooling, {"x": z}) / 2)
     rate_x = float(np.max(np.sum(np.abs(k), axis=(1, 2, 3))))
     rate_k = float(np.max(np.abs(ref.correlate2d_forward(np.abs(x), np.ones((1,) + k.shape[1:]), np.zeros(1)))))
     return closest / max(rate_x, rate_k, 1.0)
