@@ -58,10 +58,15 @@ class ImplementationError(AssertionError):
 # ---------------------------------------------------------------------------------------------- calling user code
 
 def _user_frame(tb) -> str:
-    """The innermost frame of the traceback that lies outside the harness and outside installed packages."""
+    """The innermost frame of the traceback that lies outside the harness and the libraries it calls through (numpy,
+    torch, hypothesis: their package folders); a user's own package installed in site-packages keeps its frames."""
+    import sys
+    skipped = [_HARNESS_DIR + os.sep] + [os.path.dirname(os.path.abspath(sys.modules[m].__file__)) + os.sep
+                                         for m in ("numpy", "torch", "hypothesis")
+                                         if getattr(sys.modules.get(m), "__file__", None)]
     frames = [f for f in traceback.extract_tb(tb)
-              if not f.filename.startswith(_HARNESS_DIR) and "site-packages" not in f.filename
-              and not f.filename.startswith("<")]
+              if not f.filename.startswith("<")
+              and not any(os.path.abspath(f.filename).startswith(folder) for folder in skipped)]
     if not frames:
         return ""
     f = frames[-1]

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 LAYOUTS = ("contiguous", "strided", "transposed", "channels_last")
+#: array libraries and the precisions each can hand a plug-in
+DTYPES = {"numpy": ("float64", "float32", "float16"), "torch": ("float64", "float32", "float16", "bfloat16")}
 NUMPY_LAYOUTS = ("contiguous", "strided", "transposed")
 TORCH_LAYOUTS = LAYOUTS
 
@@ -28,6 +30,22 @@ DESCRIPTIONS = {
     "transposed": "transposed memory order (Fortran order: all axes reversed in memory)",
     "channels_last": "channels_last memory format (4-d arrays stored N, H, W, C)",
 }
+
+
+class PluginOptionError(ValueError):
+    """A plug-in option (kind, dtype, axes, limits, layouts, the op's name) that cannot work; the message names the
+    option, its value and what would be accepted. Raised before any of the plug-in's code runs."""
+
+
+def check_layouts(names, where: str = "") -> tuple[str, ...]:
+    """The layout names, or a PluginOptionError naming the unknown ones."""
+    names = (names,) if isinstance(names, str) else tuple(names)
+    unknown = [n for n in names if n not in LAYOUTS]
+    if unknown or not names:
+        raise PluginOptionError(f"{where}bad plug-in option layouts={list(names)!r}: "
+                                + (f"unknown layout {', '.join(map(repr, unknown))}; " if unknown else "no layout; ")
+                                + f"the layouts are {', '.join(LAYOUTS)}")
+    return names
 
 
 def hint(layout: str) -> str:
@@ -77,6 +95,15 @@ class Backend:
     kind: str = "numpy"
     dtype: str = "float64"
     device: str = "cpu"
+
+    def __post_init__(self):
+        """An unknown library or precision is the caller's mistake: said now, not blamed on the plug-in later."""
+        if self.kind not in DTYPES:
+            raise PluginOptionError(f"bad plug-in option kind={self.kind!r}: the array libraries are "
+                                    f"{', '.join(map(repr, DTYPES))}")
+        if self.dtype not in DTYPES[self.kind]:
+            raise PluginOptionError(f"bad plug-in option dtype={self.dtype!r}: a {self.kind} plug-in can be given "
+                                    f"{', '.join(DTYPES[self.kind])}")
 
     @property
     def layouts(self) -> tuple[str, ...]:

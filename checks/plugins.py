@@ -36,10 +36,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings as hyp_settings, strategies as st
 
-from . import calls, layouts as layouts_mod
+from . import calls, compare, layouts as layouts_mod
 from .calls import ImplementationError
-from .layouts import NUMPY, Backend
-from .registry import all_formulas, get_spec
+from .layouts import NUMPY, Backend, PluginOptionError
+from .registry import all_formulas, all_specs
 from .runner import GradientCheckFailure, NotDifferentiableHere, check_case
 from .spec import Case, Implementation, OpSpec
 
@@ -77,6 +77,8 @@ class Plugin:
         """The plug-in as an Implementation of ``spec`` in the canonical convention, inputs in ``layout``."""
         seen: list[str] = []
         names, backend, axes = spec.arg_names, self.backend, dict(self.axes)
+        layouts_mod.check_layouts([layout], f"{spec.name}: ")
+        check_axes(spec, axes)
 
         def present(name, a):
             perm = axes.get(name)
@@ -144,7 +146,82 @@ def _deterministic_torch(backend: Backend):
 def _make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
                  layouts=None) -> Plugin:
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
-                  tuple(layouts) if layouts else None)
+                  layouts_mod.check_layouts(layouts) if layouts else None)
+
+
+# ------------------------------------------------------------------------------- options, checked before any call
+
+def _option_error(spec: OpSpec, option: str, detail: str) -> PluginOptionError:
+    return PluginOptionError(f"{spec.name}: bad plug-in option {option}: {detail}")
+
+
+def op_spec(op: str | OpSpec) -> OpSpec:
+    """The spec of an op by name; an unknown name is reported with the known ones."""
+    if isinstance(op, OpSpec):
+        return op
+    specs = all_specs()
+    if op not in specs:
+        raise PluginOptionError(f"unknown op {op!r}; known ops: {', '.join(sorted(specs))}")
+    return specs[op]
+
+
+def check_axes(spec: OpSpec, axes: Mapping[str, Any], ndims: Mapping[str, int] | None = None) -> None:
+    """Each ``axes`` entry names an argument of the op (or "y") and is a permutation of its axes: of range(ndim)
+    when the arrays' ndims are known (a probe case), else at least of range(len(perm))."""
+    known = (*spec.arg_names, "y")
+    for name, perm in axes.items():
+        option = f"axes[{name!r}]={perm!r}"
+        if name not in known:
+            raise _option_error(spec, option, f"{spec.name} has no argument {name!r}; axes are given for "
+                                f"{', '.join(known)} (y: the output and dy)")
+        try:
+            entries = [int(i) for i in perm]
+            exact = all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in perm)
+        except (TypeError, ValueError):
+            entries, exact = [], False
+        size = len(entries) if ndims is None else ndims[name]
+        if not exact or sorted(entries) != list(range(size)):
+            raise _option_error(spec, option, f"not a permutation of the {size} axes of {name} "
+                                f"({tuple(range(size))} in some order, from the canonical axes to the plug-in's)")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _limit_aliases(spec: OpSpec) -> tuple[str, ...]:
+    """The aliases (stride, padding, ...) an op's configuration strategy expands into several fields."""
+    return tuple(getattr(sys.modules.get(spec.configs.__module__), "ALIASES", {}) or ())
+
+
+def check_limits(spec: OpSpec, limits: Mapping[str, Any]) -> Case:
+    """The smallest case within the limits, after checking that every limit is a configuration field or an alias the
+    strategy used (one draw with each value wrapped so that drawing it is seen) and that the limits describe a valid
+    configuration (a draw and the probe case raise nothing)."""
+    shown = "{" + ", ".join(f"{k!r}: {v!r}" for k, v in limits.items()) + "}"
+    used: set = set()
+
+    def seen(key, value):
+        strategy = value if isinstance(value, st.SearchStrategy) else st.just(value)
+        return strategy.map(lambda v: (used.add(key), v)[1])
+
+    try:
+        config = _sample(spec.configs(**{k: seen(k, v) for k, v in limits.items()}), 1)[0]
+        probe = _minimal_case(spec, limits)
+        empty = [f"{n} has shape {np.shape(a)}" for n, a in probe.arrays.items() if np.size(a) == 0]
+        if empty:  # valid for the strategy, but nothing to check (and the oracles' reshapes fail on it)
+            raise ValueError(f"empty arrays: {', '.join(empty)} at {probe.describe()}")
+    except Exception as e:  # an invalid value (stride 0, N = 0, a wrong type): the strategy or make_case refused it
+        raise _option_error(spec, f"limits {shown}", f"they do not describe a valid configuration of "
+                            f"{spec.name}: {type(e).__name__}: {_first_line(e)}") from None
+    unknown = [k for k in limits if k not in config and k not in used]
+    if unknown:
+        aliases = _limit_aliases(spec)
+        raise _option_error(spec, f"limits {shown}", f"{spec.name} has no configuration field "
+                            f"{', '.join(map(repr, unknown))}; its fields are {', '.join(config)}"
+                            + (f", and the aliases {', '.join(aliases)} set both axes at once" if aliases else ""))
+    return probe
 
 
 def _label(obj) -> str:
@@ -216,10 +293,15 @@ def _set(obj, path: str, value) -> bool:
     parent = _get(obj, ".".join(parents)) if parents else obj
     if parent is None:
         return False
-    if isinstance(parent, dict):
-        parent[last] = value
-    else:
-        setattr(parent, last, value)
+    try:
+        if isinstance(parent, dict):
+            parent[last] = value
+        else:
+            setattr(parent, last, value)
+    except (AttributeError, TypeError) as e:  # a read-only property, a frozen object
+        raise ImplementationError("cannot assign attribute", f"{type(parent).__name__}.{last} cannot be assigned "
+                                  f"({type(e).__name__}: {e}); for gradient slots that cannot be assigned use "
+                                  f"accumulate=\"diff\"") from None
     return True
 
 
@@ -234,12 +316,13 @@ def layer_object(make: Any, *, params: Mapping[str, str], grads: Mapping[str, st
     grads:      arg name -> where backward leaves its gradient ("dW", "grads.W", "grads[W]"); inputs not named here
                 are taken from backward's return value (one array, or a tuple for several inputs).
     accumulate: "reset" (assign zeros to the gradient slots before backward: right for objects that add,
-                ``dW += ...``, and for objects that overwrite) or "diff" (for slots that cannot be assigned: zero
+                ``dW += ...``, and for objects that overwrite), "diff" (for slots that cannot be assigned: zero
                 the array held there in place, or else take after - before, which carries the rounding of the
-                accumulated sum).
+                accumulated sum) or "none" (take the slots as backward leaves them: only for objects that
+                overwrite; one that adds is then caught, its second identical call giving other gradients).
     """
-    if accumulate not in ("reset", "diff"):
-        raise ValueError(f"accumulate must be 'reset' or 'diff', not {accumulate!r}")
+    if accumulate not in ("reset", "diff", "none"):
+        raise PluginOptionError(f"bad plug-in option accumulate={accumulate!r}: it is 'reset', 'diff' or 'none'")
     reuse = not inspect.isclass(make) and hasattr(make, "forward")
 
     def instance(arrays, hyper):
@@ -461,7 +544,8 @@ class PluginReport:
     layouts: tuple[str, ...]
     cases: int = 0
     layouts_seen: dict = field(default_factory=dict)
-    oracles_seen: set = field(default_factory=set)
+    oracles_seen: set = field(default_factory=set)  # oracles that gave a verdict (pass or fail)
+    not_applicable: dict = field(default_factory=dict)  # oracle -> why it did not apply (n/a verdicts), first note
     precision: str = "float64"
     precision_note: str = ""
     configs: list = field(default_factory=list)
@@ -469,7 +553,12 @@ class PluginReport:
     def record(self, case: Case, layout: str, result) -> None:
         self.cases += 1
         self.layouts_seen[layout] = self.layouts_seen.get(layout, 0) + 1
-        self.oracles_seen |= {c.oracle for c in result.comparisons}
+        na = getattr(compare, "NA", "n/a")  # the verdict of an oracle that does not apply (e.g. at float16)
+        for c in result.comparisons:
+            if c.verdict == na:
+                self.not_applicable.setdefault(c.oracle, c.note)
+            else:
+                self.oracles_seen.add(c.oracle)
         self.configs.append(dict(case.config))
 
     def not_covered(self) -> list[str]:
@@ -509,6 +598,7 @@ class PluginReport:
         lines = [f"{self.spec.name}: {self.plugin.name} passed {self.cases} generated cases "
                  f"({self.plugin.backend.describe()}; input layouts: {seen})",
                  f"  oracles: {', '.join(sorted(self.oracles_seen))}"]
+        lines += [f"  not applicable: {oracle}: {note}" for oracle, note in sorted(self.not_applicable.items())]
         if self.precision_note:
             lines.append(f"  {self.precision_note}")
         gaps = self.not_covered()
@@ -564,16 +654,18 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     Returns a PluginReport (``.summary()`` says what was covered); raises PluginCheckFailure with the report of the
     smallest failing case, or of the first misbehaviour (exception, wrong shape, NaN, mutated input, ...)."""
     __tracebackhide__ = True
-    spec = get_spec(op) if isinstance(op, str) else op
+    spec = op_spec(op)
     try:
         plug = as_plugin(implementation)
     except ImplementationError as e:
         raise PluginCheckFailure(str(e.at(spec.name, "", "any (the plug-in cannot be called at all)"))) from None
     fixed = {**plug.limits, **(limits or {})}
-    chosen = tuple(layouts or plug.layouts or plug.backend.layouts)
+    chosen = layouts_mod.check_layouts(layouts or plug.layouts or plug.backend.layouts, f"{spec.name}: ")
+    probe = check_limits(spec, fixed)  # options first: a mistake in them is not the plug-in's
+    check_axes(spec, plug.axes, {**{n: np.ndim(a) for n, a in probe.arrays.items()},
+                                 "y": len(spec.output_shape(probe.config))})
     report = PluginReport(spec, plug, fixed, chosen)
     try:
-        probe = _minimal_case(spec, fixed)
         precision = calls.evaluate(spec, plug.bind(spec), probe).dtype
         if precision != "float64":
             report.precision = precision

@@ -28,6 +28,9 @@ def _requested(config) -> list[str]:
 
 
 def pytest_configure(config):
+    count = config.getoption("plugin_max_examples", default=None)
+    if count is not None and count < 1:
+        raise pytest.UsageError(f"--plugin-max-examples must be a positive number of generated cases, not {count}")
     if _requested(config):
         from . import profiles
         profiles.load()  # the harness's example counts and settings, also outside this repository
@@ -52,15 +55,12 @@ class PluginItem(pytest.Item):
 
     def runtest(self):
         from .calls import ImplementationError
-        from .plugins import check_plugin, load
+        from .plugins import check_plugin, load, op_spec
         op, sep, target = self.request.partition("=")
         if not sep or not op or not target:
             raise ImplementationError("bad --plugin option", f"{self.request!r} is not of the form OP=MODULE:ATTR "
                                       f"(e.g. conv2d=mypkg.layers:conv)")
-        from .registry import all_specs
-        if op not in all_specs():
-            raise ImplementationError("bad --plugin option", f"unknown op {op!r}; known ops: "
-                                      f"{', '.join(sorted(all_specs()))}")
+        op_spec(op)  # an unknown op is named before the plug-in is imported
         count = self.config.getoption("plugin_max_examples")
         from hypothesis import settings
         report = check_plugin(op, load(target), settings=settings(settings(), deadline=None, max_examples=count)
@@ -69,8 +69,8 @@ class PluginItem(pytest.Item):
 
     def repr_failure(self, excinfo, style=None):
         from .calls import ImplementationError
-        from .plugins import PluginCheckFailure
-        if isinstance(excinfo.value, (PluginCheckFailure, ImplementationError)):
+        from .plugins import PluginCheckFailure, PluginOptionError
+        if isinstance(excinfo.value, (PluginCheckFailure, ImplementationError, PluginOptionError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
 

@@ -6,4 +6,5 @@ from examples.nhwc_conv import PLUGIN
 def test_my_conv_layer():
     report = check_plugin("conv2d", PLUGIN)  # raises a failure report if anything is wrong
     print(report.summary())
-    assert report.cases > 0
+    # every kind of witness gave a verdict: none was skipped for this layer
+    assert {"pytorch", "reference", "finite differences", "adjoint"} <= report.oracles_seen

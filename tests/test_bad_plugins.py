@@ -1,6 +1,8 @@
 """Bad plug-ins: each misbehaviour gets a clear message naming the problem, the op and the configuration, never an
 internal traceback. One record per bad plug-in (data, not code): the plug-in and the phrases its message must hold."""
+import os
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -8,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import Phase, settings
 
-from checks import plugins as P
-from checks.plugins import PluginCheckFailure, check_plugin
+from checks import calls, plugins as P
+from checks.plugins import PluginCheckFailure, PluginOptionError, check_plugin
+from checks.registry import get_spec
 
 import plugin_fixtures as fx  # tests/ is on sys.path
 
@@ -171,3 +174,101 @@ def test_float32_results_get_a_precision_note_with_the_tolerance():
     assert note.startswith("precision note: float32 conv returns float32 results; they are compared with the "
                            "float64 oracles under float32 rounding: tolerance = 8 * eps(float32) 1.19e-07 * K 2 = "
                            "1.91e-06 relative to the largest term (float64 would allow 3.6e-15")
+
+
+# --------------------------------------------------------------------------------------- bad plug-in options
+
+def _conv(**options):
+    return P.plugin(fx.conv_forward, fx.conv_backward, name="conv", **options)
+
+
+def _check(op="conv2d", plugin=None, **options):
+    return lambda: check_plugin(op, plugin or _conv(), settings=QUICK, **options)
+
+
+def _maxpool(**options):
+    return check_plugin("maxpool2d", P.as_plugin(get_spec("maxpool2d").reference), settings=QUICK, **options)
+
+
+@dataclass(frozen=True)
+class BadOption:
+    name: str
+    run: Callable  # raises the PluginOptionError, before any plug-in code runs
+    phrases: tuple
+
+
+BAD_OPTIONS = [
+    BadOption("misspelt limit", _check(limits={"strides": 1}),
+              ("conv2d: bad plug-in option limits {'strides': 1}", "conv2d has no configuration field 'strides'",
+               "its fields are N, C_in, C_out, H, W", "the aliases stride, padding, dilation")),
+    BadOption("another op's field", lambda: _maxpool(limits={"C_in": 1}),
+              ("maxpool2d: bad plug-in option limits {'C_in': 1}", "maxpool2d has no configuration field 'C_in'",
+               "its fields are N, C, H, W")),
+    BadOption("stride 0", _check(limits={"stride": 0}),
+              ("conv2d: bad plug-in option limits {'stride': 0}", "do not describe a valid configuration of conv2d",
+               "InvalidArgument")),
+    BadOption("empty batch", _check(limits={"N": 0}),
+              ("conv2d: bad plug-in option limits {'N': 0}", "do not describe a valid configuration of conv2d",
+               "empty arrays: x has shape (0, 1, 1, 1)")),
+    BadOption("misspelt layout", _check(layouts=["stridd"]),
+              ("conv2d: bad plug-in option layouts=['stridd']: unknown layout 'stridd'",
+               "the layouts are contiguous, strided, transposed, channels_last")),
+    BadOption("unknown library", lambda: _conv(kind="jax"),
+              ("bad plug-in option kind='jax': the array libraries are 'numpy', 'torch'",)),
+    BadOption("unknown dtype", lambda: _conv(dtype="float33"),
+              ("bad plug-in option dtype='float33': a numpy plug-in can be given float64, float32, float16",)),
+    BadOption("bfloat16 numpy", lambda: _conv(dtype="bfloat16"), ("dtype='bfloat16': a numpy plug-in",)),
+    BadOption("unknown op", _check(op="conv3d"), ("unknown op 'conv3d'; known ops: conv2d, conv2d_matrix",)),
+    BadOption("axes too short", _check(plugin=_conv(axes={"x": (0, 2, 3)})),
+              ("conv2d: bad plug-in option axes['x']=(0, 2, 3): not a permutation of the 4 axes of x",)),
+    BadOption("axes repeated", lambda: _conv(axes={"w": (2, 3, 1, 1)}).bind(get_spec("conv2d")),
+              ("conv2d: bad plug-in option axes['w']=(2, 3, 1, 1): not a permutation of the 4 axes of w",)),
+    BadOption("axes not numbers", _check(plugin=_conv(axes={"x": "NHWC"})),
+              ("axes['x']='NHWC': not a permutation of the 4 axes of x",)),
+    BadOption("axes for no argument", _check(plugin=_conv(axes={"img": (0, 2, 3, 1)})),
+              ("conv2d has no argument 'img'; axes are given for x, w, b, y",)),
+    BadOption("accumulate", lambda: P.layer_object(fx.ConvLayer, params={}, grads={}, accumulate="sum"),
+              ("bad plug-in option accumulate='sum': it is 'reset', 'diff' or 'none'",)),
+]
+
+
+@pytest.mark.parametrize("bad", BAD_OPTIONS, ids=[b.name for b in BAD_OPTIONS])
+def test_bad_option_is_named_before_the_plugin_runs(bad):
+    with pytest.raises(PluginOptionError) as error:
+        bad.run()
+    message = str(error.value)
+    for phrase in bad.phrases:
+        assert phrase in message, f"{phrase!r} not in:\n{message}"
+    assert "exception inside the implementation" not in message
+
+
+# ----------------------------------------------------------------------- where an exception was raised
+
+def _raising_function_in(folder: str):
+    """A forward whose code claims to live in ``folder``/layer.py (compiled with that file name)."""
+    source = "def forward(x, w, b, stride, padding, dilation):\n    raise RuntimeError('kernel launch failed')\n"
+    namespace: dict = {}
+    exec(compile(source, os.path.join(folder, "layer.py"), "exec"), namespace)
+    return namespace["forward"]
+
+
+@pytest.mark.parametrize("folder", [
+    os.path.join(os.sep + "opt", "venv", "lib", "site-packages", "userlayers"),  # a pip-installed plug-in
+    calls._HARNESS_DIR + "_mine",  # a sibling of the harness folder sharing its name as a prefix
+], ids=["installed in site-packages", "beside the harness folder"])
+def test_the_raising_line_of_user_code_is_named_wherever_it_is_installed(folder):
+    with pytest.raises(PluginCheckFailure) as failure:
+        check_plugin("conv2d", P.plugin(_raising_function_in(folder), fx.conv_backward), settings=QUICK)
+    message = str(failure.value)
+    assert "forward raised RuntimeError: kernel launch failed" in message
+    assert "layer.py:2 in forward)" in message and "raised at " in message
+
+
+def test_frames_of_the_harness_and_of_numpy_are_not_blamed():
+    """An exception raised inside numpy, called from user code, is placed at the user's line, not numpy's."""
+    def forward(x, w, b, stride, padding, dilation):
+        return np.reshape(x, (7, 7, 7))  # numpy raises ValueError inside its own code
+    with pytest.raises(PluginCheckFailure) as failure:
+        check_plugin("conv2d", P.plugin(forward, fx.conv_backward), settings=QUICK)
+    message = str(failure.value)
+    assert "raised at tests/test_bad_plugins.py:" in message and "in forward)" in message
