@@ -27,7 +27,7 @@ test: setup
 test-thorough: setup
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -n auto $(PYTEST_ARGS)
 
-# Not part of `make test`: the harness's check against torch.autograd.gradcheck (docs/benchmark.md); a few minutes.
+# Not part of `make test`: the harness's check against torch.autograd.gradcheck (docs/benchmark.md); about a minute.
 bench: setup
 	$(PY) -m benchmarks.bench_gradcheck
 	$(PY) -m checks.throughput

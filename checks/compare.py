@@ -9,6 +9,8 @@ import numpy as np
 from . import tolerance
 
 PASS, FAIL, KINK = "pass", "fail", "kink"
+#: the oracle cannot judge at this precision (tolerance policy 7); the note says why; neither a pass nor a failure
+NA = "n/a"
 
 
 @dataclass
@@ -50,9 +52,16 @@ def compare_arrays(oracle: str, quantity: str, expected, got, reduction_length: 
     if expected.shape != got_arr.shape:
         return Comparison(oracle, quantity, FAIL, np.inf, np.inf, 0.0,
                           note=f"shape {got_arr.shape} where {expected.shape} was expected")
-    tol = tolerance.rounding_tolerance(expected, got_arr, reduction_length, dtype, magnitude)
+    tol = tolerance.rounding_tolerance(expected, reduction_length, dtype, magnitude)
     if expected.size == 0:
         return Comparison(oracle, quantity, PASS, 0.0, 0.0, tol)
+    relative_bound = tolerance.rounding_relative(reduction_length, dtype)
+    if relative_bound > tolerance.MAX_RELATIVE_TOLERANCE:  # policy 7: an exact oracle that cannot decide fails
+        return Comparison(oracle, quantity, FAIL, np.inf, np.inf, tol,
+                          note=f"no verdict possible at {dtype}: sums of {reduction_length} terms may carry rounding "
+                               f"up to {relative_bound:.0%} of the values' scale (policy 7); check smaller "
+                               f"configurations (shorter sums) or compute in a finer precision",
+                          arrays={"expected": expected, "got": got_arr})
     diff = np.abs(got_arr - expected)
     if not np.all(np.isfinite(got_arr)):
         diff = np.where(np.isfinite(got_arr), diff, np.inf)

@@ -419,7 +419,7 @@ def _fit(mistake: Mistake, detail: str, candidate: np.ndarray, ctx: Context, k: 
         scale = float(np.sum(candidate * got)) / denominator
     model = scale * candidate
     magnitude = None if ctx.magnitude is None else abs(scale) * np.asarray(ctx.magnitude)
-    tol = tolerance.rounding_tolerance(model, got, k, "float64", magnitude)
+    tol = tolerance.rounding_tolerance(model, k, "float64", magnitude)
     # a candidate that equals the true result cannot explain a failure
     if not mistake.fit_scale and np.max(np.abs(candidate - expected), initial=0.0) <= tol:
         return None

@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from . import tolerance
-from .compare import FAIL, KINK, PASS, Comparison
+from .compare import FAIL, KINK, NA, PASS, Comparison
 
 # D6 written as weights on the differences phi(kh) - phi(-kh), k = 1, 2, 4 (computed from the table, not typed)
 
@@ -82,14 +82,20 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
     # one-sided jumps at h, 2h, 4h: about h*phi'' (doubling) when smooth, O(1) and not doubling at a kink
     jumps = [(values[k][0] - 2 * phi0 + values[k][1]) / (k * h) for k in (1, 2, 4)]
     significant = abs(jumps[2]) > tolerance.KINK_JUMP * scale + rounding
-    doubling = all(abs(jumps[i + 1] - 2 * jumps[i]) <= 0.25 * abs(jumps[i + 1]) + rounding for i in range(2))
+    doubling = all(abs(jumps[i + 1] - 2 * jumps[i]) <= tolerance.KINK_DOUBLING_BAND * abs(jumps[i + 1]) + rounding
+                   for i in range(2))
     if kink_reason or (significant and not doubling):
         why = kink_reason or (
-            f"the forward is not smooth within +-{4 * h:.1e} along the test direction: one-sided differences "
+            f"the forward is not smooth within +-{tolerance.FD_STENCIL_REACH:.1e} along the test direction: "
+            f"one-sided differences "
             f"jump by {jumps[0]:.3e}, {jumps[1]:.3e}, {jumps[2]:.3e} at steps h, 2h, 4h instead of growing in "
             f"proportion to h")
         return Comparison("finite differences", quantity, KINK, err, err / scale, tol, None, d6, claimed,
                           note=f"kink: {why}; this point is not differentiable, so no gradient verdict is given")
+    if tolerance.too_coarse(tol, scale):  # policy 7: the forward's rounding, amplified by 1/h, swamps the derivative
+        return Comparison("finite differences", quantity, NA, err, err / scale, tol, None, d6, claimed,
+                          note=f"not applicable: at {dtype} the forward's rounding amplified by 1/h gives a tolerance "
+                               f"of {tol / scale:.0%} of the derivative's scale, which decides nothing")
     verdict = PASS if err <= tol else FAIL
     return Comparison("finite differences", quantity, verdict, err, err / scale, tol, None, d6, claimed,
                       note=f"directional derivative <{quantity}, v> (h={h:.1e}, truncation estimate "

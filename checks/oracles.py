@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from . import finite_diff
+from . import finite_diff, tolerance
 from .adjoint import adjoint_oracle
 from .compare import Comparison, compare_arrays
 from .spec import Case, Implementation, OpSpec, as_grad_dict, ordered_arrays, quantity_label
@@ -105,7 +105,7 @@ def kink_reason(spec: OpSpec, case: Case) -> str:
     if spec.kink_distance is None:
         return ""
     distance = spec.kink_distance(case.config, case.arrays)
-    reach = 8 * finite_diff.tolerance.FD_STEP  # two values, each moved by up to 4h
+    reach = tolerance.KINK_CLEARANCE
     if distance < reach:
         return (f"the input lies {distance:.1e} from a non-differentiable point ({spec.nondifferentiable}), "
                 f"closer than the stencil's reach {reach:.1e}")

@@ -40,7 +40,7 @@ from . import calls, compare, layouts as layouts_mod
 from .calls import ImplementationError
 from .layouts import NUMPY, Backend, PluginOptionError
 from .registry import all_formulas, all_specs
-from .runner import GradientCheckFailure, NotDifferentiableHere, check_case
+from .runner import check_case, essential_verdict
 from .spec import Case, Implementation, OpSpec
 
 #: canonical NCHW image -> N, H, W, C (channels last)
@@ -634,17 +634,6 @@ def _minimal_case(spec: OpSpec, fixed: Mapping[str, Any]) -> Case:
     return _MINIMAL[key]
 
 
-def _essential(error: BaseException):
-    """The harness's own verdict inside whatever Hypothesis wrapped it in (flaky-failure groups)."""
-    if isinstance(error, (ImplementationError, GradientCheckFailure, NotDifferentiableHere)):
-        return error
-    for inner in getattr(error, "exceptions", ()) or ():
-        found = _essential(inner)
-        if found is not None:
-            return found
-    return None
-
-
 def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, Any] | None = None,
                  layouts=None, settings=None, oracles=None) -> PluginReport:
     """Run the property suite that the references pass on a plug-in: every oracle (forward against the reference
@@ -686,7 +675,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
             given(spec.cases(**fixed), st.sampled_from(chosen))(body))
         test()
     except Exception as error:
-        verdict = _essential(error)
+        verdict = essential_verdict(error)
         if verdict is None:
             raise
         raise PluginCheckFailure(report.failure(verdict)) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compare import Comparison
+from .compare import NA, Comparison
 
 #: rows of the worst-elements table
 WORST_ROWS = 5
@@ -79,7 +79,17 @@ def failure_report(result) -> str:
     passed = sorted({f"{c.quantity} ({c.oracle})" for c in result.comparisons if c.passed})
     if passed:
         lines.append(f"  agreed: {', '.join(passed)}")
+    lines += not_applicable_lines(result)
     return "\n".join(lines)
+
+
+def not_applicable_lines(result) -> list[str]:
+    """One line per oracle that could not judge at this precision (tolerance policy 7), with its reason."""
+    seen = {}
+    for c in result.comparisons:
+        if c.verdict == NA:
+            seen.setdefault(c.oracle, (c.quantity, c.note))
+    return [f"  not applicable: {oracle} ({quantity}): {note}" for oracle, (quantity, note) in seen.items()]
 
 
 def kink_report(result) -> str:

@@ -33,6 +33,19 @@ class NotDifferentiableHere(AssertionError):
         super().__init__(report.kink_report(result))
 
 
+def essential_verdict(error: BaseException):
+    """The harness's own verdict (a failure, a kink, a misbehaving implementation) inside whatever Hypothesis wrapped
+    it in (flaky-failure or exception groups when several examples failed differently); None if there is none."""
+    from .calls import ImplementationError
+    if isinstance(error, (ImplementationError, GradientCheckFailure, NotDifferentiableHere)):
+        return error
+    for inner in getattr(error, "exceptions", ()) or ():
+        found = essential_verdict(inner)
+        if found is not None:
+            return found
+    return None
+
+
 @dataclass
 class CaseResult:
     spec: OpSpec
@@ -50,6 +63,7 @@ class CaseResult:
 
     @property
     def passed(self) -> bool:
+        """No failure and no kink; comparisons marked n/a (an oracle that cannot judge, policy 7) are neither."""
         return not self.failures and not self.kinks
 
     def raise_for_failures(self) -> "CaseResult":

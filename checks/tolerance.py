@@ -9,7 +9,7 @@ eps enters the same formulas.
    the only disagreement is rounding, bounded by the length K of the longest reduction (sum) that produced an
    element (Higham, "Accuracy and Stability of Numerical Algorithms", sec. 3.1: |fl(sum) - sum| <= K eps sum|terms|).
 
-       tol = ROUNDING_SAFETY * eps * K * scale,      scale = max(max|E|, max|G|, max|M|, tiny)
+       tol = ROUNDING_SAFETY * eps * K * scale,      scale = max(max|E|, max|M|, tiny)
 
    M is the magnitude of the summed terms: the same op evaluated on |inputs| with upstream gradient |dy| (exact
    for multilinear ops such as convolution, the dense layer and pooling; an estimate of the terms' size for the
@@ -61,6 +61,17 @@ eps enters the same formulas.
    In policy 2 the forward's rounding is then taken relative to the magnitude M of its summed terms (as in policy
    1), sum_i |dy_i| max(|y_i|, M_i): a float32 output that cancels (y = 0.01 from terms of size 1) is rounded at
    eps * 1, not eps * 0.01, and the finite differences of it are that noisy.
+   The stencil moves a value by at most FD_STENCIL_REACH; a case closer than KINK_CLEARANCE to a declared kink,
+   or whose one-sided differences do not double with the step (KINK_DOUBLING_BAND), gets a kink verdict. The
+   adjoint test of a piecewise-linear argument moves values by at most ADJOINT_PIECEWISE_REACH (and at most
+   ADJOINT_KINK_SHARE of the case's own kink distance); a relative second difference above
+   AFFINE_SECOND_DIFFERENCE means the pieces changed.
+
+7. No verdict where the arithmetic cannot give one: a tolerance above MAX_RELATIVE_TOLERANCE (half) of the
+   values' scale would accept a zero, a negated or a doubled result. An exact comparison (policy 1) then fails
+   with "no verdict possible at <dtype>" (a bfloat16 plug-in with long sums: check smaller configurations); an
+   approximate oracle (finite differences of a float16 forward, the adjoint test in float16/bfloat16) reports
+   itself not applicable ("n/a") with the reason, and the exact oracles still decide.
 """
 from __future__ import annotations
 
@@ -83,6 +94,22 @@ MARGIN = 1e-2
 TRAINING_RTOL = 1e-9
 #: a one-sided difference jump above this (relative) marks a kink rather than a gradient mismatch
 KINK_JUMP = 1e-6
+#: the finite-difference stencil moves each value by at most this (4 steps of FD_STEP, |v|_inf <= 1)
+FD_STENCIL_REACH = 4 * FD_STEP
+#: a case closer than this to a declared kink gets a kink verdict: two values may move towards each other
+KINK_CLEARANCE = 2 * FD_STENCIL_REACH
+#: one-sided jumps of a smooth function double with the step, up to O(h^2): allowed relative deviation
+KINK_DOUBLING_BAND = 0.25
+#: the adjoint test's perturbation reach for piecewise-linear arguments (data units), and the largest share of
+#: the case's own distance to a kink it may use: both keep the active pieces (argmax, mask) fixed
+ADJOINT_PIECEWISE_REACH = MARGIN / 8
+ADJOINT_KINK_SHARE = 0.25
+#: a relative second difference <f(a+) + f(a-) - 2 f(a), v> / (|A d| |v|) above this means the map changed pieces
+#: (or is not affine): rounding leaves ~eps K, a kink leaves O(1); the same threshold as KINK_JUMP
+AFFINE_SECOND_DIFFERENCE = KINK_JUMP
+#: a tolerance above this fraction of the values' scale cannot tell a right result from a wrong one (a zero, a
+#: sign flip, a factor 2 all differ by >= the scale): no verdict is possible (policy 7)
+MAX_RELATIVE_TOLERANCE = 0.5
 
 TINY = np.finfo(np.float64).tiny
 
@@ -96,12 +123,22 @@ def eps_of(dtype) -> float:
     return table[name]
 
 
-def rounding_tolerance(expected: np.ndarray, got: np.ndarray, reduction_length: int, dtype="float64",
-                       magnitude=None) -> float:
-    """Policy 1: the bound on |got - expected| for two exact computations (norm-wise, infinity norm)."""
-    scale = max(float(np.max(np.abs(expected), initial=0.0)), float(np.max(np.abs(got), initial=0.0)),
+def rounding_relative(reduction_length: int, dtype="float64") -> float:
+    """Policy 1's bound relative to the scale: ROUNDING_SAFETY * eps * K."""
+    return ROUNDING_SAFETY * eps_of(dtype) * max(int(reduction_length), 1)
+
+
+def rounding_tolerance(expected: np.ndarray, reduction_length: int, dtype="float64", magnitude=None) -> float:
+    """Policy 1: the bound on |got - expected| for two exact computations (norm-wise, infinity norm). The scale
+    comes from the oracle's side only (expected values, terms' magnitudes): a wrong result cannot widen it."""
+    scale = max(float(np.max(np.abs(expected), initial=0.0)),
                 float(np.max(np.abs(magnitude), initial=0.0)) if magnitude is not None else 0.0, TINY)
-    return ROUNDING_SAFETY * eps_of(dtype) * max(int(reduction_length), 1) * scale
+    return rounding_relative(reduction_length, dtype) * scale
+
+
+def too_coarse(tolerance_: float, scale: float) -> bool:
+    """Policy 7: a tolerance this wide relative to the scale decides nothing."""
+    return tolerance_ > MAX_RELATIVE_TOLERANCE * max(scale, TINY)
 
 
 def fd_tolerance(truncation: float, rounding: float, scale: float) -> float:

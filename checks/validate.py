@@ -18,7 +18,8 @@ from hypothesis import settings as hyp_settings
 from . import profiles
 from .property import check_op
 from .registry import all_formulas, get_spec
-from .runner import GradientCheckFailure, NotDifferentiableHere
+from .runner import NotDifferentiableHere, essential_verdict
+from .compare import NA
 from .spec import Formula, quantity_label
 
 VALIDATED, FAILED, KINKED = "validated", "FAILED", "kink"
@@ -28,7 +29,8 @@ VALIDATED, FAILED, KINKED = "validated", "FAILED", "kink"
 class Row:
     formula: Formula
     examples: int = 0
-    oracles: dict[str, bool] = field(default_factory=dict)  # oracle -> every comparison passed
+    oracles: dict[str, bool] = field(default_factory=dict)  # oracle -> no failure (n/a ignored), for passes below
+    judged: dict[str, set] = field(default_factory=dict)    # quantity -> oracles that passed it at least once
     worst_relative: float = 0.0
     worst_oracle: str = ""
     verdict: str = VALIDATED
@@ -37,30 +39,56 @@ class Row:
 
     @property
     def validated_by(self) -> list[str]:
-        return [name for name, ok in self.oracles.items() if ok]
+        """Oracles that judged (passed) these quantities and never disagreed."""
+        passed = set().union(*self.judged.values()) if self.judged else set()
+        return [name for name, ok in self.oracles.items() if ok and name in passed]
+
+
+def check_formula_quantities(formula: Formula) -> None:
+    """A formula names quantities its op has ("forward" and the op's differentiable arguments)."""
+    spec = get_spec(formula.op)
+    known = {"forward", *spec.differentiable}
+    unknown = [q for q in formula.quantities if q not in known]
+    if unknown:
+        raise ValueError(f"formula {formula.name!r}: {unknown} are not quantities of {spec.name} "
+                         f"(known: {sorted(known)})")
 
 
 def validate_formula(formula: Formula, settings=None) -> Row:
-    spec = get_spec(formula.op)
-    wanted = {quantity_label(q) for q in formula.quantities}
+    """Run the formula's op on its configurations; FAILED if any oracle disagrees, if the run breaks, or if some
+    quantity of the formula was never judged by any oracle (a row must not be validated by nothing)."""
     row = Row(formula)
     started = time.perf_counter()
+    try:
+        check_formula_quantities(formula)
+        spec = get_spec(formula.op)
+    except (KeyError, ValueError) as error:
+        row.verdict, row.detail = FAILED, str(error)
+        return row
+    wanted = {quantity_label(q) for q in formula.quantities}
 
     def record(result) -> None:
         row.examples += 1
         for c in result.comparisons:
-            if c.quantity not in wanted:
+            if c.quantity not in wanted or c.verdict == NA:
                 continue
             row.oracles[c.oracle] = row.oracles.get(c.oracle, True) and c.passed
-            if c.passed and c.relative > row.worst_relative:
-                row.worst_relative, row.worst_oracle = c.relative, c.oracle
+            if c.passed:
+                row.judged.setdefault(c.quantity, set()).add(c.oracle)
+                if c.relative > row.worst_relative:
+                    row.worst_relative, row.worst_oracle = c.relative, c.oracle
 
     try:
         check_op(spec, spec.reference, fixed=formula.fixed, settings=settings, on_case=record)
-    except GradientCheckFailure as failure:
-        row.verdict, row.detail = FAILED, str(failure)
-    except NotDifferentiableHere as kink:
-        row.verdict, row.detail = KINKED, str(kink)
+    except Exception as error:  # noqa: BLE001 -- any breakage is this row's FAILED verdict, never a crash of the job
+        verdict = essential_verdict(error)
+        row.verdict = KINKED if isinstance(verdict, NotDifferentiableHere) else FAILED
+        row.detail = str(verdict) if verdict is not None else f"{type(error).__name__}: {error}"
+    else:
+        unjudged = sorted(wanted - set(row.judged))
+        if unjudged:
+            row.verdict = FAILED
+            row.detail = f"no oracle judged {', '.join(unjudged)} of {spec.name}: the row would be validated by nothing"
     row.seconds = time.perf_counter() - started
     return row
 
@@ -76,21 +104,12 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-#: extra sections of the main job's output (errata, whole-network checks...): callables (rows, args) returning
-#: the section's text, or (text, ok) when the section can fail (then a failure makes the main job exit 1)
-SECTIONS: list = []
-
-from .network import network_section  # noqa: E402  (whole networks: cnnnumgradcheck, training vs PyTorch)
-SECTIONS.append(network_section)
-
-
-def errata_section(rows, args) -> str:
-    """The printed formulas of the seeds, checked (checks.errata)."""
-    from .errata import section
-    return section(rows, args)
-
-
-SECTIONS.append(errata_section)
+def sections() -> list:
+    """Extra sections of the main job's output, after the table: callables (rows, args) -> (text, ok); a section
+    that is not ok makes the main job exit 1."""
+    from .errata import section as errata_section      # the printed formulas of the seeds, checked
+    from .network import network_section               # whole networks: cnnnumgradcheck, training vs PyTorch
+    return [network_section, errata_section]
 
 #: where the main job writes its JSON summary unless --json says otherwise (reports/ is not tracked)
 DEFAULT_JSON = "reports/summary.json"
@@ -136,8 +155,8 @@ def main(argv=None) -> int:
         if row.verdict != VALIDATED:
             print(f"\n{row.formula.name}: {row.verdict}\n{row.detail}")
     sections_ok = True
-    for section in SECTIONS:
-        text, ok = (lambda out: out if isinstance(out, tuple) else (out, True))(section(rows, args))
+    for section in sections():
+        text, ok = section(rows, args)
         sections_ok &= ok
         if text:
             print("\n" + text)

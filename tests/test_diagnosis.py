@@ -6,6 +6,7 @@ must name. The mutants of tests/mutants that make one of these mistakes are chec
 configurations (EXPECTED_FOR_MUTANTS)."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -246,15 +247,22 @@ def test_worst_elements_are_sorted_by_error():
     assert [w[0] for w in worst] == [(1, 0), (0, 1)]
 
 
-def test_pictures_of_a_failing_gradient(tmp_path):
+def test_pictures_without_matplotlib_say_what_to_install(tmp_path, monkeypatch):
     from checks.pictures import PicturesUnavailable, write_pictures
 
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    with pytest.raises(PicturesUnavailable, match="pip install matplotlib"):
+        write_pictures(_result(WRONG_LAYERS["stride forgotten"]), str(tmp_path))
+
+
+def test_pictures_of_a_failing_gradient(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plots' extra; pictures need it")
+    from checks.pictures import write_pictures
+
     result = _result(WRONG_LAYERS["stride forgotten"])
-    try:
-        paths = write_pictures(result, str(tmp_path))
-    except PicturesUnavailable as missing:  # matplotlib is optional: then the message must say what to install
-        assert "pip install matplotlib" in str(missing)
-        return
+    paths = write_pictures(result, str(tmp_path))
     assert [p.rsplit("/", 1)[-1] for p in paths] == ["conv2d_dw_wrong_conv_backward.png"]
     with open(paths[0], "rb") as picture:
         assert picture.read(8) == b"\x89PNG\r\n\x1a\n"
