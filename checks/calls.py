@@ -204,11 +204,11 @@ def coarsest(precisions) -> str:
 def precision_note(spec: OpSpec, impl_name: str, precision: str, config: Mapping[str, Any]) -> str:
     """The tolerance a lower-precision implementation is compared under, against the float64 reference."""
     k = spec.reduction_length(config)
-    relative = tolerance.ROUNDING_SAFETY * tolerance.eps_of(precision) * max(k, 1)
+    relative = tolerance.rounding_relative(k, precision)
     return (f"precision note: {impl_name} returns {precision} results; they are compared with the float64 "
             f"oracles under {precision} rounding: tolerance = {tolerance.ROUNDING_SAFETY:g} * eps({precision}) "
             f"{tolerance.eps_of(precision):.3g} * K {k} = {relative:.2e} relative to the largest term "
-            f"(float64 would allow {relative * tolerance.eps_of('float64') / tolerance.eps_of(precision):.1e}; "
+            f"(float64 would allow {tolerance.rounding_relative(k, 'float64'):.1e}; "
             f"K = the longest sum behind an element at {spec.name}({', '.join(f'{a}={b}' for a, b in config.items())}))")
 
 
