@@ -142,6 +142,29 @@ def relu_torch(x, y, k, b, W, bo, pool=2):
     return -(y * torch.log_softmax(logits, dim=1)).sum()
 
 
+def relu_terms(c, arrays, dE):
+    """Sizes of the terms behind each gradient (tolerance policy 1). The loss gradient p - t cancels (as in
+    softmax_cross_entropy): its terms |dE| ((sum t) p + t) travel back through the network's linear maps, which the
+    backward applies with the real ReLU masks and max-pool routing. So: the same routing and masks, with |x|, |k|,
+    |b|, |W|, |bo| in the linear maps, and the vector-Jacobian product taken with those term sizes."""
+    x, t, k, b, W, bo = (torch.tensor(arrays[n], dtype=torch.float64) for n in ("x", "y", "k", "b", "W", "bo"))
+    with torch.no_grad():  # the real network fixes the pieces: which units are active, which cell wins a window
+        z = F.conv2d(x, k, b)
+        pooled, winner = F.max_pool2d(torch.relu(z), c["pool"], return_indices=True)
+        logits = pooled.reshape(x.shape[0], -1) @ W + bo
+        p = torch.softmax(logits, dim=1)
+        g = abs(float(dE)) * (t.sum(dim=1, keepdim=True) * p + t)
+        shifted = logits - logits.max(dim=1, keepdim=True).values
+        lse = torch.logsumexp(shifted, dim=1, keepdim=True)
+    leaves = [a.abs().requires_grad_() for a in (x, k, b, W, bo)]
+    xa, ka, ba, Wa, boa = leaves
+    active = F.conv2d(xa, ka, ba) * (z > 0)
+    routed = active.flatten(2).gather(2, winner.flatten(2)).reshape(pooled.shape)
+    grads = torch.autograd.grad(routed.reshape(x.shape[0], -1) @ Wa + boa, leaves, grad_outputs=g)
+    return {"forward": float((t * (shifted.abs() + lse)).sum()),
+            **{f"d{n}": grad.numpy() for n, grad in zip(("x", "k", "b", "W", "bo"), grads)}}
+
+
 def relu_reduction_length(c):
     conv = (c["H"] - c["k"] + 1) * (c["W"] - c["k"] + 1)
     fvnum = c["C1"] * c["Oh"] * c["Ow"]
@@ -154,7 +177,7 @@ RELU_CNN = OpSpec(
     output_shape=lambda c: (), hyper=lambda c: {"pool": c["pool"]}, torch_forward=relu_torch,
     reference=Implementation.from_module(ref, "relu_cnn", "reference.network.relu_cnn"),
     reduction_length=relu_reduction_length, grad_args=("x", "k", "b", "W", "bo"),
-    kink_distance=relu_kink_distance,
+    kink_distance=relu_kink_distance, magnitudes=relu_terms,
     nondifferentiable="ReLU at 0 and ties between the largest values of a max-pooling window",
     description="conv -> ReLU -> max pool -> dense -> softmax cross-entropy")
 
