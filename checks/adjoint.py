@@ -44,7 +44,7 @@ import numpy as np
 from . import tolerance
 from .compare import FAIL, KINK, NA, PASS, Comparison
 from .finite_diff import direction_for
-from .spec import Case, Implementation, OpSpec, ordered_arrays, quantity_label
+from .spec import Case, Implementation, OpSpec, kink_distance, ordered_arrays, quantity_label
 
 ORACLE = "adjoint"
 
@@ -83,8 +83,7 @@ def step_for(spec: OpSpec, name: str, case: Case, u: np.ndarray) -> float:
     if name not in spec.piecewise_linear_args:
         return 1.0
     reach = tolerance.ADJOINT_PIECEWISE_REACH
-    if spec.kink_distance is not None:
-        reach = min(reach, spec.kink_distance(case.config, case.arrays) * tolerance.ADJOINT_KINK_SHARE)
+    reach = min(reach, kink_distance(spec, case) * tolerance.ADJOINT_KINK_SHARE)
     size = float(np.max(np.abs(u), initial=0.0))
     if reach <= 0 or size == 0:
         return 0.0

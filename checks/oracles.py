@@ -13,7 +13,7 @@ backward are evaluated once per case (``Evaluation``) and shared by every oracle
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
@@ -22,7 +22,7 @@ import torch
 from . import finite_diff, tolerance
 from .adjoint import adjoint_oracle
 from .compare import Comparison, compare_arrays
-from .spec import Case, Implementation, OpSpec, as_grad_dict, ordered_arrays, quantity_label
+from .spec import Case, Implementation, OpSpec, as_grad_dict, derived, kink_distance, ordered_arrays, quantity_label
 
 
 @dataclass
@@ -33,8 +33,6 @@ class Evaluation:
     grads: dict[str, np.ndarray]
     forward: Callable[[Mapping[str, np.ndarray]], np.ndarray]  # arrays -> y, for finite differences
     dtype: str = "float64"
-    #: quantity -> magnitude of its summed terms (tolerance policy 1), filled once per case by the runner
-    magnitudes: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def torch_outputs(spec: OpSpec, case: Case, absolute: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -54,7 +52,12 @@ def torch_outputs(spec: OpSpec, case: Case, absolute: bool = False) -> tuple[np.
 
 
 def magnitudes(spec: OpSpec, case: Case) -> dict[str, np.ndarray]:
-    """quantity label -> magnitude of the terms summed into it (the op on |inputs|, |dy|)."""
+    """quantity label -> magnitude of the terms summed into it (the op on |inputs|, |dy|); computed once per case,
+    and only if an oracle that needs it runs."""
+    return derived(spec, case, "magnitudes", lambda: _magnitudes(spec, case))
+
+
+def _magnitudes(spec: OpSpec, case: Case) -> dict[str, np.ndarray]:
     y, grads = torch_outputs(spec, case, absolute=True)
     out = {"forward": y, **{quantity_label(n): g for n, g in grads.items()}}
     if spec.magnitudes is not None:  # the op's own term sizes where its formulas cancel internally
@@ -64,7 +67,7 @@ def magnitudes(spec: OpSpec, case: Case) -> dict[str, np.ndarray]:
 
 def _compare_outputs(oracle: str, spec: OpSpec, case: Case, evaluation: Evaluation, y, grads) -> list[Comparison]:
     k = spec.reduction_length(case.config)
-    m = evaluation.magnitudes
+    m = magnitudes(spec, case)
     out = [compare_arrays(oracle, "forward", y, evaluation.y, k, evaluation.dtype, m.get("forward"))]
     for name in spec.differentiable:
         label = quantity_label(name)
@@ -102,9 +105,7 @@ def alternatives_oracle(spec: OpSpec, impl: Implementation, case: Case, evaluati
 
 def kink_reason(spec: OpSpec, case: Case) -> str:
     """A sentence if the case lies closer to a non-differentiable point than the stencil reaches."""
-    if spec.kink_distance is None:
-        return ""
-    distance = spec.kink_distance(case.config, case.arrays)
+    distance = kink_distance(spec, case)
     reach = tolerance.KINK_CLEARANCE
     if distance < reach:
         return (f"the input lies {distance:.1e} from a non-differentiable point ({spec.nondifferentiable}), "
@@ -112,9 +113,9 @@ def kink_reason(spec: OpSpec, case: Case) -> str:
     return ""
 
 
-def _low_precision_magnitude(evaluation: Evaluation):
+def _low_precision_magnitude(spec: OpSpec, case: Case, evaluation: Evaluation):
     """For a lower-precision plug-in, the magnitude of the forward's terms bounds its rounding (policy 6)."""
-    return None if evaluation.dtype == "float64" else evaluation.magnitudes.get("forward")
+    return None if evaluation.dtype == "float64" else magnitudes(spec, case).get("forward")
 
 
 def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
@@ -127,7 +128,7 @@ def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
         v = finite_diff.direction_for(grad, rng)
         out.append(finite_diff.check_argument(evaluation.forward, case.arrays, name, grad, case.dy, evaluation.y,
                                               v, spec.reduction_length(case.config), reason,
-                                              evaluation.dtype, _low_precision_magnitude(evaluation)))
+                                              evaluation.dtype, _low_precision_magnitude(spec, case, evaluation)))
     return out
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from . import report
 from .calls import evaluate
 from .compare import FAIL, KINK, Comparison
-from .oracles import ORACLES, magnitudes
+from .oracles import ORACLES
 from .spec import Case, Implementation, OpSpec
 
 
@@ -77,7 +77,6 @@ class CaseResult:
 def check_case(spec: OpSpec, impl: Implementation, case: Case, oracles=None) -> CaseResult:
     """All oracles (or the named ones) on one case; the implementation is evaluated once and shared."""
     evaluation = evaluate(spec, impl, case)
-    evaluation.magnitudes = magnitudes(spec, case)
     result = CaseResult(spec, impl, case)
     for name, oracle in ORACLES.items():
         if oracles is None or name in oracles:

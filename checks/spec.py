@@ -43,6 +43,8 @@ class Case:
     arrays: Mapping[str, np.ndarray]
     dy: np.ndarray
     seed: int
+    #: quantities derived from the case alone (terms' magnitudes, kink distance), computed once, on first use
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
 
     def describe(self) -> str:
         items = ", ".join(f"{k}={v}" for k, v in self.config.items())
@@ -122,6 +124,23 @@ class Formula:
     op: str
     quantities: tuple[str, ...]
     fixed: Mapping[str, Any] = field(default_factory=dict)
+
+
+def derived(spec: OpSpec, case: Case, what: str, compute: Callable[[], Any]) -> Any:
+    """A quantity derived from (spec, case), computed on first use and kept on the case; keyed by the spec's
+    identity too, since a case may be checked under several specs of the same op."""
+    key = (what, id(spec))
+    entry = case.derived.get(key)
+    if entry is None or entry[0] is not spec:
+        entry = case.derived[key] = (spec, compute())
+    return entry[1]
+
+
+def kink_distance(spec: OpSpec, case: Case) -> float:
+    """The case's distance from the op's nearest non-differentiable point (inf if none is declared); computed once
+    per case for the oracles that need it (finite differences, adjoint)."""
+    return derived(spec, case, "kink distance", lambda: np.inf if spec.kink_distance is None
+                   else float(spec.kink_distance(case.config, case.arrays)))
 
 
 def as_grad_dict(spec: OpSpec, grads) -> dict[str, Any]:
