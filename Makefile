@@ -12,25 +12,27 @@ export MKL_NUM_THREADS ?= 1
 
 setup: $(VENV)/.installed
 
-# torch==2.13.0 is pinned in pyproject.toml: here it resolves to a CPU build on this machine's disk.
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins torch==2.13.0: here it resolves to a CPU build on this machine's disk (pyproject.toml only
+# states the supported range). Editable, so the repository's edits are live; tests/test_packaging.py checks the
+# non-editable install from a separate project.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,plots]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,plots]'
 	touch $@
 
 validate: setup
-	$(PY) -m checks.validate
+	$(PY) -m cnn_gradcheck validate
 
 test: setup
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
 test-thorough: setup
-	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -n auto $(PYTEST_ARGS)
+	CNN_GRADCHECK_PROFILE=thorough $(PY) -m pytest -n auto $(PYTEST_ARGS)
 
 # Not part of `make test`: the harness's check against torch.autograd.gradcheck (docs/benchmark.md); about a minute.
 bench: setup
 	$(PY) -m benchmarks.bench_gradcheck
-	$(PY) -m checks.throughput
+	$(PY) -m cnn_gradcheck.throughput
 
 clean:
 	rm -rf $(VENV) .hypothesis .pytest_cache

@@ -1,12 +1,9 @@
-"""Test-suite configuration: Hypothesis profile selection (see checks/profiles.py) and the repo root on sys.path."""
-import os
-import sys
-
+"""This repository's own test suite: it loads the harness's Hypothesis profile (cnn_gradcheck.profiles; chosen by
+CNN_GRADCHECK_PROFILE, or CI) and runs torch on one thread. A project that installs the harness gets none of this:
+its own profiles and settings stay as they are."""
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from checks import profiles  # noqa: E402
+from cnn_gradcheck import profiles
 
 profiles.load()
 # The tensors in checks are tiny: intra-op threads only add synchronisation cost, and pytest-xdist already uses
@@ -15,4 +12,4 @@ torch.set_num_threads(1)
 
 
 def pytest_report_header(config):
-    return f"hypothesis profile: {profiles.active_profile()}"
+    return f"hypothesis profile: {profiles.PREFIX}{profiles.active_profile()}"

@@ -5,8 +5,8 @@
 The function under test is each op computed by torch.nn.functional in float64 behind a numpy forward/backward
 (``benchmarks.torch_backed``). For every op and size, three checkers look at it:
 
-- harness:  ``checks.runner.check_case`` with the oracles that do not consult a second implementation
-            (finite differences, and the adjoint test when ``checks.oracles.ORACLES`` has it). The "pytorch" oracle
+- harness:  ``cnn_gradcheck.runner.check_case`` with the oracles that do not consult a second implementation
+            (finite differences, and the adjoint test when ``cnn_gradcheck.oracles.ORACLES`` has it). The "pytorch" oracle
             is left out: it compares with torch itself, which here *is* the implementation (circular); the
             "reference" oracle runs the pure-Python loop references, a separate cost that is not the check's.
 - gradcheck fast: ``torch.autograd.gradcheck(fast_mode=True)`` with its default eps/atol/rtol.
@@ -32,9 +32,9 @@ from unittest import mock
 
 import torch
 
-from checks.oracles import ORACLES
-from checks.registry import all_specs
-from checks.runner import check_case
+from cnn_gradcheck.oracles import ORACLES
+from cnn_gradcheck.registry import all_specs
+from cnn_gradcheck.runner import check_case
 
 from .sizes import FAMILIES, config_near, input_elements
 from .torch_backed import as_autograd_function, torch_backed
@@ -240,7 +240,7 @@ def main(argv=None) -> list[Row]:
     start = time.perf_counter()
     for op in ops:
         if op not in specs:
-            print(f"{op}: skipped, no spec named {op!r} in checks.registry (known: {', '.join(sorted(specs))})")
+            print(f"{op}: skipped, no spec named {op!r} in cnn_gradcheck.registry (known: {', '.join(sorted(specs))})")
             continue
         if op not in FAMILIES:
             print(f"{op}: skipped, no size family in benchmarks.sizes")

@@ -10,11 +10,11 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from checks.spec import OpSpec
+from cnn_gradcheck.spec import OpSpec
 
 
 def _window(k: int, s: int, p: int, n: int, dilation: bool = True) -> dict:
-    """The same window on both axes (field names as in checks.strategies.window_axis)."""
+    """The same window on both axes (field names as in cnn_gradcheck.strategies.window_axis)."""
     out = {}
     for axis in "hw":
         out.update({f"k{axis}": k, f"s{axis}": s, f"p{axis}": p, axis.upper(): n})

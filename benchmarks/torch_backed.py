@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from checks.spec import Case, Implementation, OpSpec, as_grad_dict, ordered_arrays
+from cnn_gradcheck.spec import Case, Implementation, OpSpec, as_grad_dict, ordered_arrays
 
 
 @dataclass

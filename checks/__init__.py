@@ -1,16 +1,59 @@
-"""Gradient-verification harness for CNN layers.
+"""cnn_gradcheck: the gradient-verification harness for CNN layers.
 
-    from checks import check_op, get_spec, Implementation
-    check_op(get_spec("conv2d"), Implementation("mine", my_forward, my_backward))
+    from cnn_gradcheck import check_plugin, torch_function, layer_object
+    check_plugin("conv2d", my_plugin)              # your own layer, through an adapter (cnn_gradcheck.plugins)
+    replay("conv2d", my_plugin, config, seed=...)  # re-run exactly the case a failure report names
 
-    from checks import check_plugin          # your own layer, through an adapter (see checks.plugins)
-    check_plugin("conv2d", my_plugin)
+Importing this package is cheap: numpy, torch, Hypothesis and the harness load on first use of a name below (PEP
+562 module ``__getattr__``), so the pytest plug-in that every pytest run of a user's project loads costs nothing
+until a check is asked for.
 """
-from .plugins import PluginCheckFailure, check_plugin
-from .property import check_op, minimal_failure
-from .registry import all_formulas, all_specs, get_spec
-from .runner import GradientCheckFailure, NotDifferentiableHere, assert_case, check_case
-from .spec import Case, Formula, Implementation, OpSpec
+from __future__ import annotations
 
-__all__ = ["check_plugin", "PluginCheckFailure", "check_op", "minimal_failure", "all_formulas", "all_specs", "get_spec", "GradientCheckFailure",
-           "NotDifferentiableHere", "assert_case", "check_case", "Case", "Formula", "Implementation", "OpSpec"]
+import importlib
+
+#: public name -> the module that defines it
+_PUBLIC = {
+    "check_plugin": "plugins",
+    "replay": "plugins",
+    "PluginCheckFailure": "plugins",
+    "plugin": "plugins",
+    "function_pair": "plugins",
+    "layer_object": "plugins",
+    "torch_function": "plugins",
+    "autograd_function": "plugins",
+    "torch_module": "plugins",
+    "NHWC": "plugins",
+    "HWIO": "plugins",
+    "get_spec": "registry",
+    "all_specs": "registry",
+}
+#: also importable from the top, for the harness's own tests and advanced use; not part of the short public surface
+_MORE = {
+    "check_op": "property",
+    "minimal_failure": "property",
+    "all_formulas": "registry",
+    "GradientCheckFailure": "runner",
+    "NotDifferentiableHere": "runner",
+    "assert_case": "runner",
+    "check_case": "runner",
+    "Case": "spec",
+    "Formula": "spec",
+    "Implementation": "spec",
+    "OpSpec": "spec",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name) or _MORE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cnn_gradcheck' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC) | set(_MORE))

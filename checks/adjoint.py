@@ -5,7 +5,7 @@ backward called with upstream gradient v returns A^T v. For every u and v
 
     <A u, v> = <u, A^T v>
 
-exactly, so only rounding separates the two sides (tolerance policy 3 in ``checks.tolerance``):
+exactly, so only rounding separates the two sides (tolerance policy 3 in ``cnn_gradcheck.tolerance``):
 
     |<A u, v> - <u, A^T v>| <= ADJOINT_RTOL * (|A u|_2 |v|_2 + |u|_2 |A^T v|_2)
 
@@ -92,7 +92,7 @@ def step_for(spec: OpSpec, name: str, case: Case, u: np.ndarray) -> float:
 
 def _backward_at(spec: OpSpec, impl: Implementation, case: Case, v: np.ndarray, name: str) -> np.ndarray:
     """A^T v: the implementation's gradient of ``name`` for upstream gradient v, with the guards of
-    ``checks.calls`` (a call that raises, a wrong shape, NaN: an ImplementationError naming op and configuration)."""
+    ``cnn_gradcheck.calls`` (a call that raises, a wrong shape, NaN: an ImplementationError naming op and configuration)."""
     from . import calls  # calls imports the oracles; imported here to keep the import graph acyclic
 
     arrays = [np.array(a, copy=True) for a in ordered_arrays(spec, case.arrays)]

@@ -9,7 +9,7 @@ Guards, in the order a call meets them:
 - the inputs and the upstream gradient must be unchanged afterwards (compared with copies taken before the call);
 - for plug-ins (``repeat_calls``), a second identical call must give bit-identical results (nondeterminism);
 - results in a lower precision than float64 are accepted: ``Evaluation.dtype`` then carries that precision, and
-  the oracles derive their tolerances from its epsilon (``checks.tolerance``).
+  the oracles derive their tolerances from its epsilon (``cnn_gradcheck.tolerance``).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The catalogue is data. Each ``Mistake`` yields candidate arrays: what the result would be if the implementation had
 made that mistake (the true gradient rotated, shifted, scaled; or the reference recomputed with a wrong upstream
 gradient, a wrong stride, a masked batch...). A mistake *fits* when the got array equals a candidate within the
-rounding tolerance of the policy (checks.tolerance, policy 1): the same bound that two exact computations of one
+rounding tolerance of the policy (cnn_gradcheck.tolerance, policy 1): the same bound that two exact computations of one
 quantity must meet. The diagnosis names the first fitting entry (exact fits before fits that need a constant), or
 says that none fits.
 

@@ -1,6 +1,6 @@
 """Errata of the derivations: every formula of the seeds, transcribed literally (reference/printed.py), checked by the
 harness. A formula that passes is listed as confirmed; one that fails gets its minimal counterexample
-(checks.property.minimal_failure shrinks the configuration within the formula's scope; a printed formula that reads
+(cnn_gradcheck.property.minimal_failure shrinks the configuration within the formula's scope; a printed formula that reads
 outside its arrays counts as failing: that is the finding), the diagnosis of the mistake and the corrected formula.
 
 Each transcription also records the verdict it is expected to get: a formula printed with a correction is expected
@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from hypothesis import settings as hyp_settings
 
-from reference import printed
+from .reference import printed
 from . import finite_diff
 from .diagnosis import diagnose_result
 from .registry import get_spec
@@ -278,7 +278,7 @@ def format_errata(results: list[ErratumResult]) -> str:
 
 
 def section(rows=None, args=None) -> tuple[str, bool]:
-    """The main job's errata section (checks.validate.SECTIONS): every printed formula, whatever --only says;
+    """The main job's errata section (cnn_gradcheck.validate.SECTIONS): every printed formula, whatever --only says;
     ok is False when a formula's verdict differs from the recorded one (``Printed.expected``)."""
     results = check_all()
     return format_errata(results), not unexpected(results)

@@ -8,7 +8,7 @@ phi'(0) = <dE/da, v>, which the backward claims is sum_i g_i v_i. Central differ
     D6   = (16 D4(h) - D4(2h)) / 15                      error O(h^6)
 
 cost 6 forward calls per direction, whatever the number of elements: the check's cost does not grow with the
-input. |D4 - D6| estimates the truncation error (tolerance policy 2 in ``checks.tolerance``).
+input. |D4 - D6| estimates the truncation error (tolerance policy 2 in ``cnn_gradcheck.tolerance``).
 
 One-sided differences from the same evaluations reveal kinks: for a smooth function
 (phi(h) - phi(0))/h - (phi(0) - phi(-h))/h = h phi''(0) + O(h^3) doubles with h; a kink inside the stencil makes

@@ -1,17 +1,17 @@
 """Whole-network checks: a gradient check in the manner of DeepLearnToolbox's cnnnumgradcheck, and training the
 reference network and the same network in PyTorch side by side.
 
-A network is an OpSpec (checks.specs.network) whose arguments are the input x, the targets y and the parameters,
+A network is an OpSpec (cnn_gradcheck.specs.network) whose arguments are the input x, the targets y and the parameters,
 and whose output is the loss; its implementations follow the harness's calling convention.
 
 - ``numgradcheck``: every element of every parameter and of the input, one at a time (cnnnumgradcheck perturbs each
   element by +-1e-4 and compares (L+ - L-) / 2e-4 with the analytic gradient). Here each element's derivative is
-  ``checks.finite_diff.fd_gradient`` (the directional check along the element's unit direction: Richardson,
+  ``cnn_gradcheck.finite_diff.fd_gradient`` (the directional check along the element's unit direction: Richardson,
   truncation and rounding estimates, kinks) judged by tolerance policy 2, and the whole gradient is also compared
   with PyTorch autograd of the same network (policy 1).
 - ``train``: the same initial parameters, the same mini-batches, plain SGD (p <- p - lr dL/dp, the toolbox's
   cnnapplygrads; torch.optim.SGD without momentum), losses and parameters recorded at every step and compared with
-  TRAINING_RTOL (policy 5). The implementation is called through ``checks.calls.evaluate`` at every step (NaN,
+  TRAINING_RTOL (policy 5). The implementation is called through ``cnn_gradcheck.calls.evaluate`` at every step (NaN,
   inf, exceptions, wrong shapes stop the run with the standard message), and a NaN difference never agrees.
 - ``shapes_dataset``: the data. No small image dataset ships inside the installed packages (numpy, torch,
   matplotlib, hypothesis; scikit-learn's digits would, but it is not a dependency), so the images are generated:
@@ -148,7 +148,7 @@ class TrainingComparison:
     loss_relative: list[float]                 # per step |L_impl - L_torch| / |L_torch|
     param_relative: list[float]                # per step, max over parameters of max|p - p_torch| / max|p_torch|
     worst_param: str
-    error: str = ""                            # the implementation misbehaved (checks.calls): training stopped
+    error: str = ""                            # the implementation misbehaved (cnn_gradcheck.calls): training stopped
 
     @staticmethod
     def _worst(values: list[float]) -> float:
@@ -196,7 +196,7 @@ def minibatches(x, y, batch: int, steps: int, seed: int = 0):
 
 
 def _train_impl(spec, impl, config, params, batches, lr) -> tuple[TrainingRun, str]:
-    """SGD with the implementation's loss and gradients, each step called through checks.calls.evaluate (its
+    """SGD with the implementation's loss and gradients, each step called through cnn_gradcheck.calls.evaluate (its
     guards: exceptions, wrong shapes, NaN/inf, mutated inputs). Returns the run so far and, if the
     implementation misbehaved, the error's message (the run stops there)."""
     run = TrainingRun()
@@ -305,7 +305,7 @@ def network_section(rows, args, steps: int = 30,
     only = getattr(args, "only", None)
     if only and not any(only in text for text in ("whole network", *MAIN_GRADCHECK)):
         return "", True
-    lines = ["Whole networks (checks.network)", "", "cnnnumgradcheck: every element of the input and every parameter, "
+    lines = ["Whole networks (cnn_gradcheck.network)", "", "cnnnumgradcheck: every element of the input and every parameter, "
              "finite differences one element at a time and PyTorch autograd:"]
     ok = True
     for op, config in MAIN_GRADCHECK.items():

@@ -8,7 +8,7 @@ backward are evaluated once per case (``Evaluation``) and shared by every oracle
                         each reported under its own label.
 - "finite differences": directional central differences of the implementation's own forward, one direction per
                         differentiable argument (tolerance policy 2).
-- "adjoint":            <A u, v> = <u, A^T v> for the arguments the op is (piecewise) linear in (``checks.adjoint``,
+- "adjoint":            <A u, v> = <u, A^T v> for the arguments the op is (piecewise) linear in (``cnn_gradcheck.adjoint``,
                         tolerance policy 3).
 """
 from __future__ import annotations
@@ -132,7 +132,7 @@ def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
     return out
 
 
-#: name -> oracle; checks.runner runs them in this order
+#: name -> oracle; cnn_gradcheck.runner runs them in this order
 ORACLES: dict[str, Callable[[OpSpec, Implementation, Case, Evaluation], list[Comparison]]] = {
     "pytorch": pytorch_oracle,
     "reference": reference_oracle,

@@ -3,7 +3,7 @@
 matplotlib is optional (imported only here, only when a picture is asked for). Without it ``write_pictures`` raises
 PicturesUnavailable, whose message says what to install; nothing else in the harness needs it.
 
-    from checks.pictures import write_pictures
+    from cnn_gradcheck.pictures import write_pictures
     paths = write_pictures(result, "reports/pictures")      # result: a CaseResult (or GradientCheckFailure.result)
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ plus how its arrays look: a ``Backend`` (numpy or torch, dtype, device), ``axes`
 configuration space it supports, passed as ``fixed`` to ``spec.configs``). ``Plugin.bind(spec, layout)`` turns it
 into an ``Implementation`` in the canonical convention (float64 numpy in and out) that every oracle can call; each
 call presents the arrays in the plug-in's form and memory layout, checks what comes back and that nothing was
-written into the inputs (``checks.calls``).
+written into the inputs (``cnn_gradcheck.calls``).
 
 Adapters for the shapes user code has:
     plugin(forward, backward)             functions already in the canonical convention
@@ -36,11 +36,11 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings as hyp_settings, strategies as st
 
-from . import calls, compare, layouts as layouts_mod
+from . import calls, compare, layouts as layouts_mod, profiles
 from .calls import ImplementationError
 from .layouts import NUMPY, Backend, PluginOptionError
 from .registry import all_formulas, all_specs
-from .runner import check_case, essential_verdict
+from .runner import CaseResult, check_case, essential_verdict
 from .spec import Case, Implementation, OpSpec
 
 #: canonical NCHW image -> N, H, W, C (channels last)
@@ -125,7 +125,7 @@ class BoundPlugin(Implementation):
     layout: str = "contiguous"
     precisions_seen: list = field(default_factory=list, compare=False)
     failure_hint: str = ""
-    repeat_calls: bool = True  # checks.calls calls a plug-in twice to catch nondeterminism
+    repeat_calls: bool = True  # cnn_gradcheck.calls calls a plug-in twice to catch nondeterminism
 
 
 @contextlib.contextmanager
@@ -482,7 +482,7 @@ def as_plugin(obj: Any, name: str | None = None) -> Plugin:
         return plugin(obj.forward, obj.backward, name=name or getattr(obj, "__name__", _label(obj)))
     missing = [m for m in ("forward", "backward") if not callable(getattr(obj, m, None))]
     raise ImplementationError("missing method", f"{name or _label(obj)} has no {' and no '.join(missing)}: a "
-                              f"plug-in is a Plugin (see checks.plugins adapters), an Implementation, a "
+                              f"plug-in is a Plugin (see cnn_gradcheck.plugins adapters), an Implementation, a "
                               f"torch.autograd.Function, or something with forward and backward in the canonical "
                               f"convention")
 
@@ -635,13 +635,18 @@ def _minimal_case(spec: OpSpec, fixed: Mapping[str, Any]) -> Case:
 
 
 def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, Any] | None = None,
-                 layouts=None, settings=None, oracles=None) -> PluginReport:
+                 layouts=None, settings=None, oracles=None, target: str | None = None) -> PluginReport:
     """Run the property suite that the references pass on a plug-in: every oracle (forward against the reference
     and torch; gradients against finite differences, torch and the adjoint test), generated configurations within
     the plug-in's limits, inputs in every memory layout, shrinking to the minimal failing configuration.
 
+    settings: Hypothesis settings for this check (default: cnn_gradcheck.profiles.check_settings: the profile your
+    project loaded, else the harness's). target: "module:attribute" the plug-in was loaded from, for the
+    reproduction line of a failure report.
+
     Returns a PluginReport (``.summary()`` says what was covered); raises PluginCheckFailure with the report of the
-    smallest failing case, or of the first misbehaviour (exception, wrong shape, NaN, mutated input, ...)."""
+    smallest failing case, or of the first misbehaviour (exception, wrong shape, NaN, mutated input, ...), ending
+    with how to re-run exactly that case (``replay``)."""
     __tracebackhide__ = True
     spec = op_spec(op)
     try:
@@ -654,6 +659,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     check_axes(spec, plug.axes, {**{n: np.ndim(a) for n, a in probe.arrays.items()},
                                  "y": len(spec.output_shape(probe.config))})
     report = PluginReport(spec, plug, fixed, chosen)
+    last: dict = {}
     try:
         precision = calls.evaluate(spec, plug.bind(spec), probe).dtype
         if precision != "float64":
@@ -662,6 +668,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
             warnings.warn(PrecisionNote(report.precision_note), stacklevel=2)
 
         def body(case: Case, layout: str) -> None:
+            last.update(case=case, layout=layout)
             impl = plug.bind(spec, layout)
             try:
                 result = check_case(spec, impl, case, oracles)
@@ -670,13 +677,75 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
             report.record(case, layout, result)
             result.raise_for_failures()
 
-        # the active profile (checks.profiles), without a deadline: plug-ins and the loop references are slow
-        test = (settings or hyp_settings(hyp_settings(), deadline=None))(
-            given(spec.cases(**fixed), st.sampled_from(chosen))(body))
-        test()
+        test = given(spec.cases(**fixed), st.sampled_from(chosen))(body)
+        # one example-database key per check (op, implementation, limits): a failure is replayed first next time,
+        # and a passing check never erases another check's saved failure
+        body._hypothesis_internal_add_digest = database_key(spec, plug, fixed)
+        profiles.check_settings(settings)(test)()
     except Exception as error:
         verdict = essential_verdict(error)
         if verdict is None:
             raise
-        raise PluginCheckFailure(report.failure(verdict)) from None
+        case, layout = _failing_case(verdict, last)
+        text = report.failure(verdict)
+        if case is not None:
+            text += "\n" + reproduction(spec, plug, case, layout, fixed, target, error)
+        raise PluginCheckFailure(text) from None
     return report
+
+
+def database_key(spec: OpSpec, plug: Plugin, limits: Mapping[str, Any]) -> bytes:
+    return repr((spec.name, plug.name, sorted((k, repr(v)) for k, v in limits.items()))).encode()
+
+
+def _failing_case(verdict: BaseException, last: Mapping[str, Any]):
+    """The case and layout of the reported failure: a wrong value carries its case; a misbehaviour was raised in the
+    last case the property ran (Hypothesis re-runs the shrunk failure last)."""
+    result = getattr(verdict, "result", None)
+    if result is not None:
+        return result.case, getattr(result.impl, "layout", "contiguous")
+    return last.get("case"), last.get("layout", "contiguous")
+
+
+def reproduction(spec: OpSpec, plug: Plugin, case: Case, layout: str, limits: Mapping[str, Any],
+                 target: str | None, error: BaseException) -> str:
+    """How to re-run exactly this case: a one-line Python call (and a command line when the plug-in was loaded by
+    name), plus Hypothesis's own notes (falsifying example, @reproduce_failure blob) when it printed any."""
+    config = dict(case.config)
+    who = repr(target) if target else "<your plug-in>"
+    lines = ["  reproduce exactly this case:",
+             f"    cnn_gradcheck.replay({spec.name!r}, {who}, {config!r}, seed={case.seed}"
+             + (f", layout={layout!r}" if layout != "contiguous" else "") + ")"]
+    if target:
+        lines.append(f"    cnn-gradcheck replay {spec.name} {target} --config '{_json(config)}' --seed {case.seed}"
+                     + (f" --layout {layout}" if layout != "contiguous" else ""))
+    notes = [n for n in getattr(error, "__notes__", ()) if "reproduce_failure" in n or "seed" in n.lower()]
+    lines += [f"  {line}" for note in notes for line in note.strip().splitlines()]
+    return "\n".join(lines)
+
+
+def _json(config: Mapping[str, Any]) -> str:
+    import json
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in config.items()})
+
+
+def replay(op: str | OpSpec, implementation: Any, config: Mapping[str, Any], seed: int, *,
+           layout: str = "contiguous", oracles=None) -> CaseResult:
+    """Re-run one case exactly, as a failure report names it: the op's arrays for ``config`` drawn from ``seed``,
+    inputs in ``layout``. ``implementation`` may be a plug-in object or "module:attribute". Returns the CaseResult;
+    raises PluginCheckFailure with the same report as the check when the case fails."""
+    __tracebackhide__ = True
+    spec = op_spec(op)
+    plug = load(implementation) if isinstance(implementation, str) else as_plugin(implementation)
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+    case = spec.make_case(config, int(seed))
+    impl = plug.bind(spec, layout)
+    try:
+        return check_case(spec, impl, case, oracles).raise_for_failures()
+    except ImplementationError as e:
+        raise PluginCheckFailure(str(e.at(spec.name, impl.name, case.describe()))) from None
+    except AssertionError as error:
+        verdict = essential_verdict(error)
+        if verdict is None:
+            raise
+        raise PluginCheckFailure(str(verdict)) from None

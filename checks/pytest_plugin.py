@@ -1,18 +1,23 @@
-"""pytest plugin (registered through the ``pytest11`` entry point): check a plug-in implementation from the command
-line, without writing a test file.
+"""pytest plug-in (the ``pytest11`` entry point ``cnn_gradcheck``): check a layer from the command line, without
+writing a test file.
 
     pytest --plugin conv2d=mypkg.layers:conv            # only the plug-in's checks (nothing else is collected)
     pytest tests/ --plugin conv2d=mypkg.layers:conv     # the given paths as well
 
-Each ``--plugin OP=MODULE:ATTR`` becomes one test item that runs the whole property suite on the plug-in
-(``checks.plugins.check_plugin``: every oracle, every input layout, shrinking). ATTR is a Plugin built with an
-adapter from ``checks.plugins``, an Implementation, a torch.autograd.Function, or anything with canonical
-forward/backward. A failure shows the harness's report (no traceback); a pass adds what was and was not covered to
-the terminal summary.
+Each ``--plugin OP=MODULE:ATTR`` becomes one test item, ``cnn_gradcheck::plugin[OP=MODULE:ATTR]``, that runs the
+whole property suite on the layer (``cnn_gradcheck.check_plugin``). A failure shows the harness's report (no
+traceback); a pass adds what was and was not covered to the terminal summary (with pytest-xdist too).
+
+pytest loads this module in every run of every project that installs the harness, so it costs nothing until asked:
+it imports only pytest and the standard library, and numpy, torch, Hypothesis and the harness load inside an item's
+run, that is, only when ``--plugin`` is given.
 """
 from __future__ import annotations
 
 import pytest
+
+#: the user_properties key that carries a passing check's coverage summary from an xdist worker to the controller
+_SUMMARY_KEY = "cnn_gradcheck_summary"
 
 
 def pytest_addoption(parser):
@@ -20,7 +25,8 @@ def pytest_addoption(parser):
     group.addoption("--plugin", action="append", default=[], metavar="OP=MODULE:ATTR",
                     help="check an implementation of OP (e.g. conv2d=mypkg.layers:conv) with the property suite")
     group.addoption("--plugin-max-examples", type=int, default=None, metavar="N",
-                    help="generated cases per --plugin check (default: the Hypothesis profile's count)")
+                    help="generated cases per --plugin check (default: the same as check_plugin from Python: your "
+                         "loaded Hypothesis profile's count, else the harness's 25)")
 
 
 def _requested(config) -> list[str]:
@@ -32,8 +38,7 @@ def pytest_configure(config):
     if count is not None and count < 1:
         raise pytest.UsageError(f"--plugin-max-examples must be a positive number of generated cases, not {count}")
     if _requested(config):
-        from . import profiles
-        profiles.load()  # the harness's example counts and settings, also outside this repository
+        config.pluginmanager.register(_Summaries(), "cnn_gradcheck_summaries")
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -43,9 +48,21 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session, config, items):
-    for request in _requested(config):
-        items.append(PluginItem.from_parent(session, name=f"plugin[{request}]", request=request))
+    """tryfirst: the items exist before other plug-ins (--lf, -k, -m, xdist) select among the collected ones."""
+    requests = _requested(config)
+    if requests:
+        group = PluginChecks.from_parent(session, name="cnn_gradcheck")
+        items.extend(PluginItem.from_parent(group, name=f"plugin[{request}]", request=request)
+                     for request in requests)
+
+
+class PluginChecks(pytest.Collector):
+    """The parent of the --plugin items: gives them node ids with a class part (JUnit's classname)."""
+
+    def collect(self):
+        return []
 
 
 class PluginItem(pytest.Item):
@@ -63,9 +80,12 @@ class PluginItem(pytest.Item):
         op_spec(op)  # an unknown op is named before the plug-in is imported
         count = self.config.getoption("plugin_max_examples")
         from hypothesis import settings
-        report = check_plugin(op, load(target), settings=settings(settings(), deadline=None, max_examples=count)
-                              if count else None)
-        self.config.stash.setdefault(_SUMMARIES, []).append(report.summary())
+        from . import profiles
+        chosen = profiles.check_settings()
+        with _hypothesis_statistics(self):
+            report = check_plugin(op, load(target), target=target,
+                                  settings=settings(chosen, max_examples=count) if count else chosen)
+        self.user_properties.append((_SUMMARY_KEY, report.summary()))
 
     def repr_failure(self, excinfo, style=None):
         from .calls import ImplementationError
@@ -78,12 +98,45 @@ class PluginItem(pytest.Item):
         return self.path, None, self.name
 
 
-_SUMMARIES = pytest.StashKey[list]()
+class _hypothesis_statistics:
+    """Hypothesis's statistics for an item that is not a @given test function, so that
+    --hypothesis-show-statistics reports the check (Hypothesis's pytest plug-in reads ``item.hypothesis_statistics``)."""
+
+    def __init__(self, item):
+        self.item, self.context = item, None
+
+    def __enter__(self):
+        try:
+            from hypothesis.statistics import collector, describe_statistics
+        except ImportError:  # another Hypothesis layout: the check runs, without statistics
+            return self
+
+        def note(stats):
+            stats["nodeid"] = self.item.nodeid
+            self.item.hypothesis_statistics = describe_statistics(stats)
+
+        self.context = collector.with_value(note)
+        self.context.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.context is not None:
+            self.context.__exit__(*exc)
+        return False
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    summaries = config.stash.get(_SUMMARIES, [])
-    if summaries:
-        terminalreporter.section("plug-in checks")
-        for text in summaries:
-            terminalreporter.write_line(text)
+class _Summaries:
+    """On the controller (or without xdist): each passing check's summary, printed in the terminal summary."""
+
+    def __init__(self):
+        self.texts: list[str] = []
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call":
+            self.texts += [value for key, value in getattr(report, "user_properties", ()) if key == _SUMMARY_KEY]
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.texts:
+            terminalreporter.section("plug-in checks")
+            for text in self.texts:
+                terminalreporter.write_line(text)

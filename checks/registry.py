@@ -1,4 +1,4 @@
-"""Discovery of op specs and formula rows: every module in ``checks.specs`` contributes SPECS and FORMULAS."""
+"""Discovery of op specs and formula rows: every module in ``cnn_gradcheck.specs`` contributes SPECS and FORMULAS."""
 from __future__ import annotations
 
 import importlib

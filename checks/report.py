@@ -1,5 +1,5 @@
 """Human-readable reports of a case's comparisons: what disagreed, by how much, where (a table of the worst
-elements), and what mistake explains it (checks.diagnosis)."""
+elements), and what mistake explains it (cnn_gradcheck.diagnosis)."""
 from __future__ import annotations
 
 import numpy as np

@@ -50,6 +50,9 @@ class Case:
         items = ", ".join(f"{k}={v}" for k, v in self.config.items())
         return f"{self.op}({items}; seed={self.seed})"
 
+    def __repr__(self) -> str:  # what Hypothesis prints as the falsifying example: the configuration, not the arrays
+        return f"Case({self.describe()})"
+
 
 @dataclass(frozen=True)
 class OpSpec:

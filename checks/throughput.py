@@ -1,6 +1,6 @@
 """Throughput of the property suite: generated examples per second per op, and what the thorough profile costs.
 
-    python -m checks.throughput [--examples 100] [--ops conv2d,dense]
+    python -m cnn_gradcheck.throughput [--examples 100] [--ops conv2d,dense]
 
 Each op's reference runs through every oracle (what tests/test_references.py does) for ``--examples`` generated
 cases, with the thorough profile's settings except the example count; the rate (examples per second, Hypothesis's
@@ -14,7 +14,7 @@ import time
 
 from hypothesis import settings
 
-from . import profiles  # noqa: F401  (registers the profiles)
+from . import profiles
 from .property import check_op
 from .registry import all_specs
 
@@ -23,7 +23,7 @@ def examples_per_second(spec, examples: int) -> tuple[int, float, str]:
     """(cases checked, seconds, first line of the failure report or ""). A failure ends the run early (after
     Hypothesis's shrinking, whose cases are counted too): the rate is still reported, the failure beside it."""
     seen = []
-    run_settings = settings(settings.get_profile("thorough"), max_examples=examples, database=None,
+    run_settings = settings(profiles.get("thorough"), max_examples=examples, database=None,
                             derandomize=True)
     start = time.perf_counter()
     failure = ""
@@ -41,7 +41,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     specs = all_specs()
     ops = [op for op in args.ops.split(",") if op] or sorted(specs)
-    thorough = settings.get_profile("thorough").max_examples
+    thorough = profiles.get("thorough").max_examples
     print(f"| op | examples | seconds | examples/s | thorough profile ({thorough} examples), projected | note |")
     print("|---|---|---|---|---|---|")
     total = 0.0

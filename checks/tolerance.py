@@ -19,7 +19,7 @@ eps enters the same formulas.
    |dy| (1 + y^2), |dy| f, (sum t) p + t. Measured: 1500 examples each, worst error 0.2 of the tolerance.
    Norm-wise (infinity norm) rather than element-wise, for the same reason. With K <= 10^3 in generated cases this is <= 1e-11 in float64: a relative error of 1e-6 fails.
 
-2. Finite differences along a direction v (``checks.finite_diff``). With step h, central differences at h, 2h, 4h
+2. Finite differences along a direction v (``cnn_gradcheck.finite_diff``). With step h, central differences at h, 2h, 4h
    are combined by Richardson extrapolation into an O(h^6) estimate D6; the O(h^4) estimate D4 is kept beside it:
 
        tol = FD_SAFETY * (|D4 - D6| + rounding) + FD_RESOLUTION * scale
@@ -40,20 +40,20 @@ eps enters the same formulas.
    The Cauchy-Schwarz scale on the right makes this independent of cancellation in the inner products.
    ADJOINT_RTOL is about 4500 eps(float64): the forward's rounding at a +- u, relative to |A u|, is about
    eps K |f(a)| / |A u|, which leaves room for K in the hundreds and for |f(a)| well above |A u| (a bias much larger
-   than x W). Measured on the references (``checks.adjoint``): conv, pooling, ReLU below 3e-16; dense up to 9e-15
+   than x W). Measured on the references (``cnn_gradcheck.adjoint``): conv, pooling, ReLU below 3e-16; dense up to 9e-15
    (a dW test with |b| ~ 100 |x W|).
 
 4. Distance from non-differentiable points: generated inputs keep MARGIN from ReLU's zero and from ties in
    pooling windows; the finite-difference stencil reaches at most 4 h |v|_inf = 4e-3 < MARGIN / 2.
 
-5. Training comparison (``checks.network``): two exact implementations of a network trained with the same SGD
+5. Training comparison (``cnn_gradcheck.network``): two exact implementations of a network trained with the same SGD
    steps. Each step adds rounding of order eps * K * scale (policy 1, ~1e-13 here) to the parameters, and the SGD map
    amplifies earlier differences by at most (1 + lr |Hessian|) per step, a small factor over 20-50 steps at the
    learning rates used: TRAINING_RTOL = 1e-9 (the issue's requirement) lies orders of magnitude above what is
    measured, and a gradient wrong by 1e-6 relative moves the parameters by more than that within one step.
 
 6. Plug-ins in lower precision (float32; float16/bfloat16 for torch) are compared with the float64 oracles, not
-   rejected: ``Evaluation.dtype`` is the coarsest precision among the plug-in's results (``checks.calls``), and
+   rejected: ``Evaluation.dtype`` is the coarsest precision among the plug-in's results (``cnn_gradcheck.calls``), and
    eps = eps_of(dtype) replaces float64's eps in policy 1 (ROUNDING_SAFETY * eps * K * scale) and in policy 2's
    rounding term (the finite differences of a float32 forward carry float32 rounding, amplified by 1/h). Policy 3
    keeps the same multiple of the unit roundoff: ADJOINT_RTOL * eps(dtype) / eps(float64) (1e-12 -> 5.4e-4 for

@@ -1,6 +1,6 @@
 """The main job: validate every formula of the derivations against the oracles and print one table row per formula.
 
-    python -m checks.validate [--profile ci|default|thorough] [--only SUBSTRING] [--json PATH]
+    python -m cnn_gradcheck.validate [--profile ci|default|thorough] [--only SUBSTRING] [--json PATH]
 
 Each row runs the formula's op (its loop-based reference) on Hypothesis-generated configurations restricted as the
 formula states, and records, over the quantities the formula is about, which oracles agreed, how many examples ran,
@@ -9,6 +9,7 @@ and the worst relative error seen. Exit status 1 if any formula fails.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -134,15 +135,18 @@ def write_summary(rows: list[Row], profile: str, path: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default=None, help="Hypothesis profile (default: $HYPOTHESIS_PROFILE, "
-                                                          "'ci' when CI is set, else 'default')")
+    parser.add_argument("--profile", default=None, choices=profiles.SHORT_NAMES,
+                        help="the harness's Hypothesis profile (default: $CNN_GRADCHECK_PROFILE, 'ci' when CI is set, "
+                             "else 'default')")
     parser.add_argument("--only", default=None, help="validate only formulas whose name contains this text")
     parser.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
                         help=f"write the table as JSON here (default {DEFAULT_JSON}; '' for none)")
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(1)  # tiny tensors: intra-op threads cost more than they save
-    name = profiles.load() if args.profile is None else (hyp_settings.load_profile(args.profile) or args.profile)
+    if args.profile is not None:
+        os.environ["CNN_GRADCHECK_PROFILE"] = args.profile
+    name = profiles.load()
     formulas = [f for f in all_formulas() if args.only is None or args.only in f.name]
     print(f"Validating {len(formulas)} formulas of the derivations (hypothesis profile: {name})\n", flush=True)
     rows = []

@@ -8,7 +8,7 @@ Forward, dx and db are right, and so is dw whenever the stride is 1 -- the harne
 """
 import numpy as np
 
-from checks.plugins import function_pair
+from cnn_gradcheck.plugins import function_pair
 
 
 def conv_forward(x, w, b, conv_param):

@@ -8,15 +8,15 @@ frameworks that sum gradients over micro-batches.
     y[n, i, j, k] = b[k] + sum_s sum_t sum_c  xp[n, i*sh + s, j*sw + t, c] W[s, t, c, k]     (xp: x zero-padded)
 
 Check it:
-    from checks.plugins import check_plugin
-    from examples.nhwc_conv import PLUGIN
+    from cnn_gradcheck.plugins import check_plugin
+    from cnn_gradcheck.examples.nhwc_conv import PLUGIN
     print(check_plugin("conv2d", PLUGIN).summary())
 or from the command line:
     pytest --plugin conv2d=examples.nhwc_conv:PLUGIN
 """
 import numpy as np
 
-from checks.plugins import HWIO, NHWC, layer_object
+from cnn_gradcheck.plugins import HWIO, NHWC, layer_object
 
 
 class ConvNHWC:

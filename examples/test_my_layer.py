@@ -1,6 +1,6 @@
 """A user's own test file: check a layer with the harness in a few lines (run: pytest examples/test_my_layer.py)."""
-from checks.plugins import check_plugin
-from examples.nhwc_conv import PLUGIN
+from cnn_gradcheck.plugins import check_plugin
+from cnn_gradcheck.examples.nhwc_conv import PLUGIN
 
 
 def test_my_conv_layer():

@@ -33,8 +33,8 @@ from typing import Callable
 
 import numpy as np
 
-from reference import activations, dense, losses, pooling
-from reference.conv2d import convolve2d_forward, correlate2d_backward, correlate2d_forward, rot180
+from . import activations, dense, losses, pooling
+from .conv2d import convolve2d_forward, correlate2d_backward, correlate2d_forward, rot180
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -4,14 +4,14 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from checks import tolerance
-from checks.adjoint import check_pair, dot_product_test, step_for
-from checks.compare import KINK, PASS, compare_arrays
-from checks.registry import get_spec
-from checks.runner import check_case
-from checks.spec import Implementation, OpSpec
-from checks.strategies import away_from_zero
-from reference import activations, conv2d, conv_matrix as cm
+from cnn_gradcheck import tolerance
+from cnn_gradcheck.adjoint import check_pair, dot_product_test, step_for
+from cnn_gradcheck.compare import KINK, PASS, compare_arrays
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.runner import check_case
+from cnn_gradcheck.spec import Implementation, OpSpec
+from cnn_gradcheck.strategies import away_from_zero
+from cnn_gradcheck.reference import activations, conv2d, conv_matrix as cm
 
 CONV = get_spec("conv2d")
 MATRIX = get_spec("conv2d_matrix")
@@ -136,7 +136,7 @@ def test_adjoint_runs_for_a_plugged_in_implementation_through_its_own_backward()
 def test_the_adjoint_tests_own_backward_call_is_guarded():
     """A backward that misbehaves only for the adjoint test's dy = v (here: dw of the wrong shape, then NaN) is
     reported as an implementation error naming the problem, the op and the configuration, not as a traceback."""
-    from checks.calls import ImplementationError
+    from cnn_gradcheck.calls import ImplementationError
 
     def misbehaving(change):
         calls = []

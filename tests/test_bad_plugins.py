@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import Phase, settings
 
-from checks import calls, plugins as P
-from checks.plugins import PluginCheckFailure, PluginOptionError, check_plugin
-from checks.registry import get_spec
+from cnn_gradcheck import calls, plugins as P
+from cnn_gradcheck.plugins import PluginCheckFailure, PluginOptionError, check_plugin
+from cnn_gradcheck.registry import get_spec
 
 import plugin_fixtures as fx  # tests/ is on sys.path
 

@@ -13,13 +13,13 @@ from typing import Any, Mapping
 import numpy as np
 import pytest
 
-from checks.diagnosis import Context, Mistake, diagnose, diagnose_result, named_constants, shift
-from checks.registry import get_spec
-from checks.report import failure_report, worst_elements
-from checks.runner import check_case
-from checks.spec import Implementation
-from reference import conv2d as ref
-from reference import pooling as pool
+from cnn_gradcheck.diagnosis import Context, Mistake, diagnose, diagnose_result, named_constants, shift
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.report import failure_report, worst_elements
+from cnn_gradcheck.runner import check_case
+from cnn_gradcheck.spec import Implementation
+from cnn_gradcheck.reference import conv2d as ref
+from cnn_gradcheck.reference import pooling as pool
 
 from mutants import all_mutants, wrong_backward
 
@@ -248,7 +248,7 @@ def test_worst_elements_are_sorted_by_error():
 
 
 def test_pictures_without_matplotlib_say_what_to_install(tmp_path, monkeypatch):
-    from checks.pictures import PicturesUnavailable, write_pictures
+    from cnn_gradcheck.pictures import PicturesUnavailable, write_pictures
 
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
@@ -259,7 +259,7 @@ def test_pictures_without_matplotlib_say_what_to_install(tmp_path, monkeypatch):
 
 def test_pictures_of_a_failing_gradient(tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plots' extra; pictures need it")
-    from checks.pictures import write_pictures
+    from cnn_gradcheck.pictures import write_pictures
 
     result = _result(WRONG_LAYERS["stride forgotten"])
     paths = write_pictures(result, str(tmp_path))

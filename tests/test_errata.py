@@ -4,10 +4,10 @@ import pytest
 
 from dataclasses import replace
 
-from checks.errata import (CONFIRMED, PRINTED, WRONG, ErratumResult, check_printed, format_errata,
+from cnn_gradcheck.errata import (CONFIRMED, PRINTED, WRONG, ErratumResult, check_printed, format_errata,
                            printed_implementation, unexpected)
-from checks.registry import get_spec
-from checks.runner import check_case
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.runner import check_case
 
 #: the formulas that are wrong as printed (the rest must be confirmed)
 WRONG_AS_PRINTED = {

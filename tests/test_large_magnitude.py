@@ -3,10 +3,10 @@ there (0/0 below -745), and the harness rejects it with a message naming the op 
 import numpy as np
 import pytest
 
-from checks.calls import ImplementationError
-from checks.registry import get_spec
-from checks.runner import check_case
-from checks.spec import Implementation
+from cnn_gradcheck.calls import ImplementationError
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.runner import check_case
+from cnn_gradcheck.spec import Implementation
 
 
 def _naive_softmax(x):

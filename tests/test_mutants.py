@@ -2,9 +2,9 @@
 and Hypothesis shrinks to the smallest configuration that shows the mistake."""
 import pytest
 
-from checks.property import minimal_failure
-from checks.registry import get_spec
-from checks.report import failure_report
+from cnn_gradcheck.property import minimal_failure
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.report import failure_report
 
 from mutants import all_mutants
 

@@ -6,10 +6,10 @@ from functools import partial
 import numpy as np
 import pytest
 
-from checks import network, tolerance
-from checks.registry import get_spec
-from checks.spec import Implementation
-from reference import network as ref
+from cnn_gradcheck import network, tolerance
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.spec import Implementation
+from cnn_gradcheck.reference import network as ref
 
 from mutants import wrong_backward
 
@@ -66,7 +66,7 @@ def test_training_rejects_a_gradient_off_by_one_in_a_million():
 
 
 def test_training_reports_nan_from_the_implementation_as_a_failure():
-    """A NaN is never agreement: the implementation's calls go through checks.calls, whose guard names it."""
+    """A NaN is never agreement: the implementation's calls go through cnn_gradcheck.calls, whose guard names it."""
     spec = get_spec("toolbox_cnn")
 
     def nan_dW(grads, dy, *arrays, **hyper):

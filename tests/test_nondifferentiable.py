@@ -10,10 +10,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from checks.registry import get_spec
-from checks.runner import GradientCheckFailure, NotDifferentiableHere, check_case
-from checks.spec import Case, Implementation
-from reference import pooling as ref
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.runner import GradientCheckFailure, NotDifferentiableHere, check_case
+from cnn_gradcheck.spec import Case, Implementation
+from cnn_gradcheck.reference import pooling as ref
 
 MAXPOOL = get_spec("maxpool2d")
 RELU = get_spec("relu")

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import settings
 
-from checks import plugins as P, profiles
-from checks.plugins import PluginCheckFailure, check_plugin
-from checks.registry import all_specs
+from cnn_gradcheck import plugins as P, profiles
+from cnn_gradcheck.plugins import PluginCheckFailure, check_plugin
+from cnn_gradcheck.registry import all_specs
 
 import plugin_fixtures as fx  # tests/ is on sys.path (pytest rootdir-relative import)
 
@@ -31,7 +31,7 @@ ADAPTERS = {
         fx.ConvLayer(), params={"w": "W", "b": "b"}, grads={"w": "dW", "b": "db"}, accumulate="diff",
         limits={"stride": 1, "padding": 0, "dilation": 1}),
     "object, gradients in dicts, channels-last (examples/nhwc_conv.py)": __import__(
-        "examples.nhwc_conv", fromlist=["PLUGIN"]).PLUGIN,
+        "cnn_gradcheck.examples.nhwc_conv", fromlist=["PLUGIN"]).PLUGIN,
     "torch function": P.torch_function(F.conv2d),
     "torch.autograd.Function": P.autograd_function(fx.ConvFunction),
     "torch.nn.Module": P.torch_module(fx.conv_module, params={"w": "weight", "b": "bias"}),
@@ -169,7 +169,7 @@ def test_a_users_test_file(monkeypatch):
                                                       max_examples=4))
     try:
         settings.load_profile("plugin-test")
-        from examples.test_my_layer import test_my_conv_layer
+        from cnn_gradcheck.examples.test_my_layer import test_my_conv_layer
         test_my_conv_layer()
     finally:
         profiles.load()
@@ -179,9 +179,9 @@ def test_command_line_option():
     """`pytest --plugin OP=MODULE:ATTR` needs no test file; the buggy example's report is shrunk and traceback-free."""
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider",
-         "--plugin", "conv2d=examples.buggy_conv:PLUGIN", "--plugin", "conv2d=examples.nhwc_conv:PLUGIN",
+         "--plugin", "conv2d=cnn_gradcheck.examples.buggy_conv:PLUGIN", "--plugin", "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN",
          "--plugin-max-examples", "8"],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HYPOTHESIS_PROFILE": "ci"})
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "CNN_GRADCHECK_PROFILE": "ci"})
     out = run.stdout
     assert run.returncode == 1, out + run.stderr
     assert "1 passed" in out and "1 failed" in out
@@ -214,7 +214,7 @@ def _fenced_block_after(path: str, heading: str) -> list[str]:
 def test_command_line_option_errors_are_usage_errors():
     """A bad --plugin-max-examples stops pytest with a message naming the option (no traceback)."""
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "--plugin",
-                          "conv2d=examples.nhwc_conv:PLUGIN", "--plugin-max-examples", "-1"],
+                          "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-max-examples", "-1"],
                          cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 4, run.stdout + run.stderr  # pytest's usage-error exit code
     assert "--plugin-max-examples must be a positive number of generated cases, not -1" in run.stderr
@@ -224,8 +224,8 @@ def test_command_line_option_errors_are_usage_errors():
 def test_not_applicable_oracles_are_listed_with_their_note_not_counted_as_seen():
     """An oracle that does not apply (verdict n/a, e.g. finite differences at float16) is not "seen": the summary
     lists it with its note."""
-    from checks import compare
-    from checks.runner import CaseResult
+    from cnn_gradcheck import compare
+    from cnn_gradcheck.runner import CaseResult
     na = getattr(compare, "NA", "n/a")
     spec = all_specs()["relu"]
     report = P.PluginReport(spec, P.as_plugin(spec.reference), {}, ("contiguous",))

@@ -7,11 +7,11 @@ their own bound would accept a zero, negated or doubled result."""
 import numpy as np
 import torch
 
-from checks.compare import FAIL, NA, PASS
-from checks.registry import get_spec
-from checks.report import failure_report
-from checks.runner import check_case
-from checks.spec import Implementation
+from cnn_gradcheck.compare import FAIL, NA, PASS
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.report import failure_report
+from cnn_gradcheck.runner import check_case
+from cnn_gradcheck.spec import Implementation
 
 SIGMOID = get_spec("sigmoid")
 RELU = get_spec("relu")

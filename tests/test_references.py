@@ -2,9 +2,9 @@
 and every oracle the spec makes applicable actually judged it."""
 import pytest
 
-from checks.compare import PASS
-from checks.property import check_op
-from checks.registry import all_specs
+from cnn_gradcheck.compare import PASS
+from cnn_gradcheck.property import check_op
+from cnn_gradcheck.registry import all_specs
 
 SPECS = all_specs()
 

@@ -2,12 +2,12 @@
 breaking formula becomes a FAILED row (the job still prints its table), never a crash."""
 import json
 
-from checks import validate
-from checks.spec import Formula
+from cnn_gradcheck import validate
+from cnn_gradcheck.spec import Formula
 
 
 def test_every_declared_formula_names_quantities_of_its_op():
-    from checks.registry import all_formulas
+    from cnn_gradcheck.registry import all_formulas
     for formula in all_formulas():
         validate.check_formula_quantities(formula)  # raises ValueError naming the formula
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from reference import activations as ref
+from ..reference import activations as ref
 from ..spec import Formula, Implementation, OpSpec
 from ..strategies import away_from_zero, normal, pick
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from reference import conv2d as ref
-from reference import conv_matrix
+from ..reference import conv2d as ref
+from ..reference import conv_matrix
 from ..spec import Formula, Implementation, OpSpec
 from ..strategies import expand_pairs, normal, out_size, pick, window_axis
 

@@ -1,13 +1,13 @@
 """Convolution as a matrix product (seed 001): the same op as "conv2d", with the sparse-matrix reference
 (vec(y) = M vec(x) + b, dx = M^T dy, dw through im2col). Configurations, arrays and the torch op come from
-``checks.specs.conv2d``, so both references are judged on the same cases by the same oracles."""
+``cnn_gradcheck.specs.conv2d``, so both references are judged on the same cases by the same oracles."""
 from __future__ import annotations
 
 import torch.nn.functional as F
 
-from reference import conv_matrix as ref
+from ..reference import conv_matrix as ref
 from ..spec import Formula, Implementation, OpSpec
-from reference import conv2d as loops
+from ..reference import conv2d as loops
 from .conv2d import PLAIN, conv_configs, hyper, make_arrays, output_shape, reduction_length
 
 CONV2D_MATRIX = OpSpec(

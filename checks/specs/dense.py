@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from reference import dense as ref
+from ..reference import dense as ref
 from ..spec import Formula, Implementation, OpSpec
 from ..strategies import normal, pick
 

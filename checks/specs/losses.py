@@ -6,13 +6,13 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from reference import losses as ref
+from ..reference import losses as ref
 from ..spec import Formula, Implementation, OpSpec
 from ..strategies import normal, pick, probability_rows
 
 #: magnitudes of regression outputs and targets: O(1), and hundreds
 SCALES = (1.0, 300.0)
-#: common offsets of a sample's logits: 0 and hundreds beyond e^z's range (see checks.specs.activations.OFFSETS
+#: common offsets of a sample's logits: 0 and hundreds beyond e^z's range (see cnn_gradcheck.specs.activations.OFFSETS
 #: for why the spread around the offset stays O(1))
 OFFSETS = (0.0, -800.0, 800.0)
 

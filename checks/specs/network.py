@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from reference import network as ref
+from ..reference import network as ref
 from .. import tolerance
 from ..spec import Formula, Implementation, OpSpec
 from ..strategies import normal, pick

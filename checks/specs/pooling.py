@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from reference import pooling as ref
-from reference import subsampling as sub
+from ..reference import pooling as ref
+from ..reference import subsampling as sub
 from ..spec import Formula, Implementation, OpSpec
 from ..strategies import distinct_values, expand_pairs, normal, pick, stride_relative_to_kernel, window_axis
 

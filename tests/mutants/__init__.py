@@ -7,7 +7,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from checks.spec import Implementation
+from cnn_gradcheck.spec import Implementation
 
 
 @dataclass(frozen=True)

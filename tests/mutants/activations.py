@@ -1,8 +1,8 @@
 """Wrong activation backwards, each with the smallest configuration showing it."""
 import numpy as np
 
-from checks.registry import get_spec
-from reference import activations as ref
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.reference import activations as ref
 
 from . import Mutant
 

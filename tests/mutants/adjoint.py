@@ -2,7 +2,7 @@
 below the finite-difference oracle's 1e-8 resolution, and a forward that is not affine where the spec says it is."""
 import numpy as np
 
-from checks.registry import get_spec
+from cnn_gradcheck.registry import get_spec
 
 from . import Mutant, wrong_backward
 

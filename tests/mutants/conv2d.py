@@ -1,8 +1,8 @@
 """Wrong convolutions: the classic mistakes of a hand-written conv backward."""
 import numpy as np
 
-from checks.registry import get_spec
-from reference import conv2d as ref
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.reference import conv2d as ref
 
 from . import Mutant, wrong_backward
 

@@ -1,5 +1,5 @@
 """Wrong dense-layer backwards, each with the smallest configuration showing it."""
-from checks.registry import get_spec
+from cnn_gradcheck.registry import get_spec
 
 from . import Mutant, wrong_backward
 

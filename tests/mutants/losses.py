@@ -1,8 +1,8 @@
 """Wrong loss gradients, each with the smallest configuration showing it."""
 import numpy as np
 
-from checks.registry import get_spec
-from reference import losses as ref
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.reference import losses as ref
 
 from . import Mutant, wrong_backward
 

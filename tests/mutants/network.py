@@ -5,11 +5,11 @@ from functools import partial
 
 import numpy as np
 
-from checks.registry import get_spec
-from checks.spec import Implementation
-from reference import activations, dense, losses, pooling
-from reference import network as ref
-from reference.conv2d import correlate2d_backward
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.spec import Implementation
+from cnn_gradcheck.reference import activations, dense, losses, pooling
+from cnn_gradcheck.reference import network as ref
+from cnn_gradcheck.reference.conv2d import correlate2d_backward
 
 from . import Mutant, wrong_backward
 

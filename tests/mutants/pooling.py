@@ -1,9 +1,9 @@
 """Wrong pooling and subsampling backwards: the classic mistakes, each with the smallest configuration showing it."""
 import numpy as np
 
-from checks.registry import get_spec
-from reference import pooling as ref
-from reference import subsampling as sub
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.reference import pooling as ref
+from cnn_gradcheck.reference import subsampling as sub
 
 from . import Mutant, wrong_backward
 
