@@ -59,7 +59,7 @@ def _list(args) -> int:
 
 
 def _probe_config(spec):
-    from .plugins import _minimal_case
+    from .options import _minimal_case
     return _minimal_case(spec, {}).config
 
 

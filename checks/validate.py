@@ -14,7 +14,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from hypothesis import settings as hyp_settings
 
 from . import profiles
 from .property import check_op

@@ -225,11 +225,12 @@ def test_not_applicable_oracles_are_listed_with_their_note_not_counted_as_seen()
     """An oracle that does not apply (verdict n/a, e.g. finite differences at float16) is not "seen": the summary
     lists it with its note."""
     from cnn_gradcheck import compare
+    from cnn_gradcheck.options import _sample
     from cnn_gradcheck.runner import CaseResult
     na = getattr(compare, "NA", "n/a")
     spec = all_specs()["relu"]
     report = P.PluginReport(spec, P.as_plugin(spec.reference), {}, ("contiguous",))
-    case = spec.make_case(P._sample(spec.configs(), 1)[0], 0)
+    case = spec.make_case(_sample(spec.configs(), 1)[0], 0)
     comparisons = [compare.Comparison("pytorch", "dx", compare.PASS, 0.0, 0.0, 1.0),
                    compare.Comparison("reference", "dx", compare.FAIL, 1.0, 1.0, 0.0),
                    compare.Comparison("finite differences", "dx", na, 0.0, 0.0, 0.0,

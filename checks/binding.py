@@ -1,0 +1,123 @@
+"""Binding a plug-in: the user's layer behind two adapter functions, turned into an ``Implementation`` of an op in the
+canonical convention (float64 numpy in and out) that every oracle can call.
+
+A ``Plugin`` holds
+
+    forward(arrays, hyper) -> y                   arrays: {arg name: array as the plug-in takes it}, in spec order
+    backward(dy, arrays, hyper, wrt) -> grads     one gradient per name in wrt (tuple in that order, or a dict)
+
+plus how its arrays look: a ``Backend`` (numpy or torch, dtype, device), ``axes`` (a permutation per argument name and
+"y" from the canonical axes to the plug-in's, e.g. NHWC images and HWIO kernels) and ``limits`` (the part of the
+configuration space it supports). ``Plugin.bind(spec, layout)`` presents each call's arrays in the plug-in's form and
+memory layout, checks what comes back and that nothing was written into the inputs (``cnn_gradcheck.calls``).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from . import calls, layouts as layouts_mod
+from .layouts import NUMPY, Backend
+from .options import check_axes
+from .spec import Implementation, OpSpec
+
+#: canonical NCHW image -> N, H, W, C (channels last)
+NHWC = (0, 2, 3, 1)
+#: canonical (C_out, C_in, kh, kw) kernel -> (kh, kw, C_in, C_out) (TensorFlow's HWIO)
+HWIO = (2, 3, 1, 0)
+
+# ------------------------------------------------------------------------------------------------- the plug-in
+
+@dataclass(frozen=True)
+class Plugin:
+    name: str
+    forward: Callable[..., Any]
+    backward: Callable[..., Any]
+    backend: Backend = NUMPY
+    axes: Mapping[str, tuple] = field(default_factory=dict)
+    limits: Mapping[str, Any] = field(default_factory=dict)
+    layouts: tuple[str, ...] | None = None
+
+    def with_limits(self, **limits) -> "Plugin":
+        """The same plug-in declaring (more) limits, e.g. ``stride=1, padding=0``."""
+        return replace(self, limits={**self.limits, **limits})
+
+    def bind(self, spec: OpSpec, layout: str = "contiguous") -> "BoundPlugin":
+        """The plug-in as an Implementation of ``spec`` in the canonical convention, inputs in ``layout``."""
+        seen: list[str] = []
+        names, backend, axes = spec.arg_names, self.backend, dict(self.axes)
+        layouts_mod.check_layouts([layout], f"{spec.name}: ")
+        check_axes(spec, axes)
+
+        def present(name, a):
+            perm = axes.get(name)
+            return backend.present(np.transpose(a, perm) if perm else a, layout)
+
+        def back(name, value, what):
+            out, precision = calls.to_float64(value, what)
+            seen.append(precision)
+            perm = axes.get(name)
+            return np.transpose(out, np.argsort(perm)) if perm and out.ndim == len(perm) else out
+
+        def call(role, adapter, args, given: Mapping[str, Any]):
+            before = {n: backend.snapshot(a) for n, a in given.items()}
+            with _deterministic_torch(backend):
+                result = adapter(*args)  # the adapters run user code through calls.call_user
+            for n, a in given.items():
+                calls.unchanged(n, before[n], a, role)
+            return result
+
+        def forward(*arrays, **hyper):
+            user = {n: present(n, a) for n, a in zip(names, arrays)}
+            return back("y", call("forward", self.forward, [user, hyper], user), "the forward output y")
+
+        def backward(dy, *arrays, **hyper):
+            user = {n: present(n, a) for n, a in zip(names, arrays)}
+            user_dy = present("y", dy)
+            raw = call("backward", self.backward, [user_dy, user, hyper, spec.differentiable],
+                       {"dy (the upstream gradient)": user_dy, **user})
+            grads = calls.gradient_tuple(spec, raw)
+            return {n: back(n, g, f"the gradient d{n}") for n, g in grads.items()}
+
+        hint = layouts_mod.hint(layout)
+        if axes:
+            hint += ("\nshapes above are in the canonical axes; the plug-in's axes are "
+                     + ", ".join(f"{n}: {p}" for n, p in axes.items()))
+        label = self.name if layout == "contiguous" else f"{self.name} (inputs as {layout} views)"
+        return BoundPlugin(label, forward, backward, layout=layout, precisions_seen=seen, failure_hint=hint)
+
+
+@dataclass(frozen=True)
+class BoundPlugin(Implementation):
+    """A plug-in bound to an op and a layout: canonical float64 numpy in and out, every call guarded."""
+
+    layout: str = "contiguous"
+    precisions_seen: list = field(default_factory=list, compare=False)
+    failure_hint: str = ""
+    repeat_calls: bool = True  # cnn_gradcheck.calls calls a plug-in twice to catch nondeterminism
+
+
+@contextlib.contextmanager
+def _deterministic_torch(backend: Backend):
+    """CUDA plug-ins run in true float32/float64: TF32 off (it would round float32 matmuls to 10-bit mantissas)."""
+    if backend.kind != "torch" or not backend.device.startswith("cuda"):
+        yield
+        return
+    import torch
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
+                 layouts=None) -> Plugin:
+    return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
+                  layouts_mod.check_layouts(layouts) if layouts else None)
+
+
