@@ -33,6 +33,7 @@ test-thorough: setup
 bench: setup
 	$(PY) -m benchmarks.bench_gradcheck
 	$(PY) -m cnn_gradcheck.throughput
+	$(PY) -m benchmarks.plugin_startup
 
 clean:
 	rm -rf $(VENV) .hypothesis .pytest_cache

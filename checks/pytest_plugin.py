@@ -4,7 +4,7 @@ writing a test file.
     pytest --plugin conv2d=mypkg.layers:conv            # only the plug-in's checks (nothing else is collected)
     pytest tests/ --plugin conv2d=mypkg.layers:conv     # the given paths as well
 
-Each ``--plugin OP=MODULE:ATTR`` becomes one test item, ``cnn_gradcheck::plugin[OP=MODULE:ATTR]``, that runs the
+Each ``--plugin OP=MODULE:ATTR`` becomes one test item, ``cnn_gradcheck::OP=MODULE:ATTR``, that runs the
 whole property suite on the layer (``cnn_gradcheck.check_plugin``). A failure shows the harness's report (no
 traceback); a pass adds what was and was not covered to the terminal summary (with pytest-xdist too).
 
@@ -53,9 +53,10 @@ def pytest_collection_modifyitems(session, config, items):
     """tryfirst: the items exist before other plug-ins (--lf, -k, -m, xdist) select among the collected ones."""
     requests = _requested(config)
     if requests:
-        group = PluginChecks.from_parent(session, name="cnn_gradcheck")
-        items.extend(PluginItem.from_parent(group, name=f"plugin[{request}]", request=request)
-                     for request in requests)
+        # node ids "cnn_gradcheck::OP=MODULE:ATTR": a class part for JUnit, no brackets (pytest would read them as
+        # parameters, and --lf would not find the item again)
+        group = PluginChecks.from_parent(session, name="cnn_gradcheck", nodeid="cnn_gradcheck")
+        items.extend(PluginItem.from_parent(group, name=request, request=request) for request in requests)
 
 
 class PluginChecks(pytest.Collector):

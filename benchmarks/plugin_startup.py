@@ -1,0 +1,60 @@
+"""What the harness's pytest plug-in costs a project that installs it but runs only unrelated tests.
+
+    python -m benchmarks.plugin_startup [--runs 7]
+
+Times ``pytest -q`` on one trivial test, in a fresh temporary folder, with the plug-in loaded (as pytest's entry point
+loads it in every run) and with it blocked (``-p no:cnn_gradcheck``); prints the medians and which heavy modules the
+run imported (none should: the plug-in imports numpy, torch and the harness only when --plugin is given).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+TEST = textwrap.dedent("""
+    import sys
+
+    def test_unrelated():
+        heavy = sorted(m for m in ("numpy", "torch", "hypothesis", "cnn_gradcheck.plugins") if m in sys.modules)
+        print("HEAVY", heavy)
+        assert 1 + 1 == 2
+""")
+
+
+def run(folder: Path, *extra: str) -> tuple[float, str]:
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *extra],
+                         cwd=folder, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        raise SystemExit(out.stdout + out.stderr)
+    heavy = next(line for line in out.stdout.splitlines() if line.startswith("HEAVY"))
+    return seconds, heavy
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "test_unrelated.py").write_text(TEST)
+        run(folder)  # warm the file system caches
+        rows = {}
+        for label, extra in (("plug-in loaded", ()), ("plug-in blocked", ("-p", "no:cnn_gradcheck"))):
+            times, heavy = zip(*(run(folder, *extra) for _ in range(args.runs)))
+            rows[label] = (statistics.median(times), heavy[0])
+    for label, (median, heavy) in rows.items():
+        print(f"{label:16s} median {median:.3f} s over {args.runs} runs; heavy modules imported: {heavy[6:]}")
+    loaded, blocked = rows["plug-in loaded"][0], rows["plug-in blocked"][0]
+    print(f"cost of the plug-in: {loaded - blocked:+.3f} s per pytest run")
+
+
+if __name__ == "__main__":
+    main()
