@@ -30,7 +30,7 @@ CONFIRMED, WRONG = "confirmed", "WRONG"
 
 ONE_KERNEL = {"N": 1, "C_in": 1, "C_out": 1, "stride": 1, "padding": 0, "dilation": 1}
 ONE_CHANNEL_STRIDED = {"N": 1, "C_in": 1, "C_out": 1, "padding": 0, "dilation": 1}
-SEED_POOLING = {"stride_vs_kernel": "equal", "square": True, "padding": 0, "remainder": 0}
+SEED_POOLING = {"stride_vs_kernel": "equal", "square": True, "padding": 0, "dilation": 1, "remainder": 0}
 
 
 @dataclass(frozen=True)

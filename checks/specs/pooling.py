@@ -1,4 +1,4 @@
-"""Pooling: max pooling (window, stride, padding), mean pooling (window, stride) and the subsampling layer of
+"""Pooling: max pooling (window, stride, padding, dilation), mean pooling (window, stride) and the subsampling layer of
 "Notes on CNNs" (sum over scale x scale blocks, multiplicative and additive bias per map, sigmoid)."""
 from __future__ import annotations
 
@@ -12,15 +12,20 @@ from ..reference import subsampling as sub
 from ..spec import Formula, Implementation, OpSpec
 from ..strategies import distinct_values, expand_pairs, normal, pick, stride_relative_to_kernel, window_axis
 
-ALIASES = {"kernel": ("kh", "kw"), "stride": ("sh", "sw"), "padding": ("ph", "pw"), "remainder": ("rh", "rw")}
+ALIASES = {"kernel": ("kh", "kw"), "stride": ("sh", "sw"), "padding": ("ph", "pw"), "dilation": ("dilh", "dilw"),
+           "remainder": ("rh", "rw")}
 
 
 @st.composite
-def pool_configs(draw, *, padded=True, stride_vs_kernel=None, square=False, **fixed):
-    """N, C, and per axis window k, stride s, padding p (p <= k // 2, torch's rule; 0 when not ``padded``) and the
-    input size. ``stride_vs_kernel`` ("equal", "smaller", "larger") relates s to k on both axes; ``square`` makes
-    the window square (kw = kh), as cnnbp's scale x scale blocks are. Fixable by field name or by the aliases
-    kernel, stride, padding, remainder."""
+def pool_configs(draw, *, padded=True, dilated=False, stride_vs_kernel=None, square=False, **fixed):
+    """N, C, and per axis window k, stride s, padding p (p <= k // 2, torch's rule; 0 when not ``padded``),
+    dilation (1 or 2 when ``dilated``, else no field) and the input size. ``stride_vs_kernel`` ("equal", "smaller",
+    "larger") relates s to k on both axes; ``square`` makes the window square (kw = kh), as cnnbp's scale x scale
+    blocks are. Fixable by field name or by the aliases kernel, stride, padding, dilation, remainder.
+
+    With dilation and padding a window can skip over every real cell (H = 1, k = 2, p = 1, D = 2 reads padded rows
+    0 and 2): max pooling is undefined there (torch 2.13 returns -inf and misroutes the gradient), so the input
+    grows until every window reads a real cell (n >= D suffices, given p <= k // 2)."""
     fixed = expand_pairs(fixed, ALIASES)
     if not padded:
         fixed["ph"], fixed["pw"] = 0, 0
@@ -28,19 +33,25 @@ def pool_configs(draw, *, padded=True, stride_vs_kernel=None, square=False, **fi
     for axis in "hw":
         if square and axis == "w":
             fixed["kw"] = config["kh"]
-        axis_fixed = {**fixed, f"dil{axis}": 1}
+        axis_fixed = dict(fixed) if dilated else {**fixed, f"dil{axis}": 1}
         if stride_vs_kernel is not None:
             axis_fixed.update(draw(stride_relative_to_kernel(fixed, axis, stride_vs_kernel)))
-        values = draw(window_axis(axis_fixed, axis, max_kernel=3, max_stride=3, max_dilation=1, max_out=3,
+        values = draw(window_axis(axis_fixed, axis, max_kernel=3, max_stride=3, max_dilation=2, max_out=3,
                                   padding_rule="half_kernel"))
-        values.pop(f"dil{axis}")
+        n, k, s, p, d = (values[key] for key in (axis.upper(), f"k{axis}", f"s{axis}", f"p{axis}", f"dil{axis}"))
+        while not ref.every_window_reads_input(n, k, s, p, d):
+            n += 1
+        values[axis.upper()] = n
+        if not dilated:
+            values.pop(f"dil{axis}")
         config.update(values)
-    return {key: config[key] for key in ("N", "C", "H", "W", "kh", "kw", "sh", "sw", "ph", "pw")}  # report order
+    order = ("N", "C", "H", "W", "kh", "kw", "sh", "sw", "ph", "pw") + (("dilh", "dilw") if dilated else ())
+    return {key: config[key] for key in order}  # report order
 
 
 def pool_output_shape(c):
-    return (c["N"], c["C"], ref.out_size(c["H"], c["kh"], c["sh"], c["ph"]),
-            ref.out_size(c["W"], c["kw"], c["sw"], c["pw"]))
+    return (c["N"], c["C"], ref.out_size(c["H"], c["kh"], c["sh"], c["ph"], c.get("dilh", 1)),
+            ref.out_size(c["W"], c["kw"], c["sw"], c["pw"], c.get("dilw", 1)))
 
 
 def pool_input(c, rng):
@@ -49,7 +60,13 @@ def pool_input(c, rng):
 
 
 def max_hyper(c):
-    return {"kernel": (c["kh"], c["kw"]), "stride": (c["sh"], c["sw"]), "padding": (c["ph"], c["pw"])}
+    """dilation is passed only where it is not 1, so that max-pooling plug-ins written without it keep working on
+    the configurations they support (a plug-in without dilation declares limits={"dilation": 1})."""
+    hyper = {"kernel": (c["kh"], c["kw"]), "stride": (c["sh"], c["sw"]), "padding": (c["ph"], c["pw"])}
+    dilation = (c.get("dilh", 1), c.get("dilw", 1))
+    if dilation != (1, 1):
+        hyper["dilation"] = dilation
+    return hyper
 
 
 def mean_hyper(c):
@@ -59,27 +76,30 @@ def mean_hyper(c):
 def window_runner_up_gap(c, arrays) -> float:
     """min over windows of (largest - second largest real value): how far the input is from an argmax tie.
     Vectorised (it runs for every case, on sizes up to the benchmark's 1e5 elements)."""
-    kh, kw, sh, sw = c["kh"], c["kw"], c["sh"], c["sw"]
+    kh, kw, sh, sw, Dh, Dw = c["kh"], c["kw"], c["sh"], c["sw"], c.get("dilh", 1), c.get("dilw", 1)
     if kh * kw < 2:
         return np.inf
     _, _, Ho, Wo = pool_output_shape(c)
     xp = np.pad(np.asarray(arrays["x"], dtype=np.float64), ((0, 0), (0, 0), (c["ph"],) * 2, (c["pw"],) * 2),
                 constant_values=-np.inf)
-    windows = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
+    span = (Dh * (kh - 1) + 1, Dw * (kw - 1) + 1)  # a dilated window: every D-th cell of its span
+    windows = np.lib.stride_tricks.sliding_window_view(xp, span, axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
+    windows = windows[..., ::Dh, ::Dw]
     top_two = np.sort(windows.reshape(*windows.shape[:4], kh * kw), axis=-1)[..., -2:]
     with np.errstate(invalid="ignore"):  # a window with one real cell: top - (-inf) = inf, no tie possible
         return float(np.min(top_two[..., 1] - top_two[..., 0]))
 
 
 MAXPOOL2D = OpSpec(
-    name="maxpool2d", arg_names=("x",), configs=pool_configs, make_arrays=pool_input,
-    output_shape=pool_output_shape, hyper=max_hyper,
-    torch_forward=lambda x, kernel, stride, padding: F.max_pool2d(x, kernel, stride, padding),
+    name="maxpool2d", arg_names=("x",), configs=lambda **fixed: pool_configs(dilated=True, **fixed),
+    make_arrays=pool_input, output_shape=pool_output_shape, hyper=max_hyper,
+    torch_forward=lambda x, kernel, stride, padding, dilation=1: F.max_pool2d(x, kernel, stride, padding, dilation),
     reference=Implementation.from_module(ref, "maxpool2d", "reference.pooling.maxpool2d"),
     reduction_length=lambda c: c["kh"] * c["kw"],  # a cell is the argmax of at most kh*kw windows
     piecewise_linear_args=("x",), kink_distance=window_runner_up_gap,
     nondifferentiable="max pooling where two cells of a window tie for the maximum",
-    description="2-D max pooling with window, stride and -inf padding (torch's max_pool2d)")
+    description="2-D max pooling with window, stride, -inf padding and dilation (torch's max_pool2d); every "
+                "window reads a real cell")
 
 MEANPOOL2D = OpSpec(
     name="meanpool2d", arg_names=("x",), configs=lambda **fixed: pool_configs(padded=False, **fixed),
@@ -141,7 +161,7 @@ SUBSAMPLING = OpSpec(
 
 SPECS = [MAXPOOL2D, MEANPOOL2D, SUBSAMPLING]
 
-SEED_WINDOWS = {"stride_vs_kernel": "equal", "padding": 0}
+SEED_WINDOWS = {"stride_vs_kernel": "equal", "padding": 0, "dilation": 1}
 FORMULAS = [
     Formula("max pool forward, l x l windows moved by l", "y_ij = max_{s,t < l} x_(li+s)(lj+t)", "000, 002",
             "maxpool2d", ("forward",), SEED_WINDOWS),
@@ -150,12 +170,17 @@ FORMULAS = [
             ("x",), SEED_WINDOWS),
     Formula("max pool, overlapping windows accumulate (stride < window)",
             "dE/dx_uv = sum over windows (i, j) with argmax (u, v) of dE/dy_ij", "000, 002, 004 generalised",
-            "maxpool2d", ("forward", "x"), {"stride_vs_kernel": "smaller", "padding": 0}),
+            "maxpool2d", ("forward", "x"), {"stride_vs_kernel": "smaller", "padding": 0, "dilation": 1}),
     Formula("max pool, stride > window", "cells between windows get dE/dx = 0", "000, 002, 004 generalised",
-            "maxpool2d", ("forward", "x"), {"stride_vs_kernel": "larger", "padding": 0}),
+            "maxpool2d", ("forward", "x"), {"stride_vs_kernel": "larger", "padding": 0, "dilation": 1}),
     Formula("max pool with padding (padded cells never win)", "xp = x padded with -inf; dx = dxp cropped",
             "torch convention", "maxpool2d", ("forward", "x"),
-            {"kh": st.integers(2, 3), "kw": st.integers(2, 3), "padding": 1}),
+            {"kh": st.integers(2, 3), "kw": st.integers(2, 3), "padding": 1, "dilation": 1}),
+    Formula("max pool with dilation", "y_ij = max_{s,t} xp_(iS+sD)(jS+tD); dE/dx to the argmax, windows that "
+            "skip every real cell excluded", "torch convention", "maxpool2d", ("forward", "x"), {"dilation": 2}),
+    Formula("max pool with dilation and padding", "the same with xp padded by -inf (P <= k // 2)",
+            "torch convention", "maxpool2d", ("forward", "x"),
+            {"kh": st.integers(2, 3), "kw": st.integers(2, 3), "padding": 1, "dilation": 2}),
     Formula("mean pool forward", "y_ij = 1/(kh kw) sum_{s,t} x_(iS+s)(jS+t)", "003", "meanpool2d", ("forward",), {}),
     Formula("mean pool backward, cnnbp upsample-and-divide", "delta_prev = expand(delta, [scale scale]) / scale^2",
             "003", "meanpool2d", ("x",), {"stride_vs_kernel": "equal", "square": True}),

@@ -12,24 +12,30 @@ MEAN = get_spec("meanpool2d").reference
 SUB = get_spec("subsampling").reference
 
 
-def _maxpool_assigns(dy, x, kernel, stride, padding=0):
+def _maxpool_assigns(dy, x, kernel, stride, padding=0, dilation=(1, 1)):
     """dx[argmax] = dy instead of +=: a cell that is the argmax of two overlapping windows keeps only one."""
     ph, pw = padding
     xp = ref.pad_with(x, ph, pw, -np.inf)
     dxp = np.zeros_like(xp)
     for n, c, i, j in np.ndindex(dy.shape):
-        u, v = ref.window_argmax(xp, n, c, i, j, kernel, stride)
+        u, v = ref.window_argmax(xp, n, c, i, j, kernel, stride, dilation)
         dxp[n, c, u, v] = dy[n, c, i, j]
     return (dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]],)
 
 
-def _maxpool_padding_ignored(dy, x, kernel, stride, padding=0):
+def _maxpool_padding_ignored(dy, x, kernel, stride, padding=0, dilation=(1, 1)):
     """Windows placed at (i*S, j*S) of x itself, as if there were no padding (x extended by -inf at the end only
     so that every window exists): the routing is shifted by P."""
     (ph, pw), (H, W) = padding, x.shape[2:]
     extended = np.pad(x, ((0, 0), (0, 0), (0, 2 * ph), (0, 2 * pw)), constant_values=-np.inf)
-    (dx,) = ref.maxpool2d_backward(dy, extended, kernel, stride, 0)
+    (dx,) = ref.maxpool2d_backward(dy, extended, kernel, stride, 0, dilation)
     return (dx[:, :, :H, :W],)
+
+
+def _maxpool_dilation_ignored(dy, x, kernel, stride, padding=0, dilation=(1, 1)):
+    """The argmax searched among adjacent cells (i*S + s, j*S + t), as if the window were not dilated."""
+    (dx,) = ref.maxpool2d_backward(dy, x, kernel, stride, padding)
+    return (dx,)
 
 
 def _mean_without_division(grads, dy, x, kernel, stride):
@@ -75,6 +81,9 @@ MUTANTS = [
     Mutant("maxpool2d", "padding ignored when locating the argmax",
            type(MAX)("maxpool padding ignored in backward", MAX.forward, _maxpool_padding_ignored),
            ("dx",), minimal={"N": 1, "C": 1}),
+    Mutant("maxpool2d", "dilation ignored when locating the argmax",
+           type(MAX)("maxpool dilation ignored in backward", MAX.forward, _maxpool_dilation_ignored),
+           ("dx",), minimal={"N": 1, "C": 1, "ph": 0, "pw": 0}),
     Mutant("meanpool2d", "upsampled delta not divided by the window area",
            wrong_backward(MEAN, "mean pool without / scale^2", _mean_without_division), ("dx",),
            minimal={"N": 1, "C": 1}),
