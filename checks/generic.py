@@ -133,7 +133,14 @@ def _float64(name: str, value) -> np.ndarray:
 
 
 def _configuration(names: Sequence[str], arrays, hyper) -> dict:
-    """One drawn (inputs, hyperparameters) pair as a configuration: {input: Given, ..., hyperparameter: value}."""
+    """One drawn (inputs, hyperparameters) pair as a configuration: {input: Given, ..., hyperparameter: value}.
+    ``arrays`` may itself be a pair (inputs, hyperparameters) drawn together (sizes that must agree)."""
+    if isinstance(arrays, tuple) and len(arrays) == 2 and isinstance(arrays[1], Mapping):
+        arrays, together = arrays
+        clash = [k for k in together if k in hyper]
+        if clash:
+            raise _option(f"{', '.join(clash)} given both by hyper= and by the inputs strategy")
+        hyper = {**together, **hyper}
     if not isinstance(arrays, Mapping) or set(arrays) != set(names):
         got = sorted(arrays) if isinstance(arrays, Mapping) else type(arrays).__name__
         raise _option(f"the input strategy drew {got}; every draw must be a dict with the inputs {list(names)}")
@@ -214,8 +221,10 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
     forward, backward: the canonical convention (module docstring); backward=None: forward is a torch function and
                     autograd gives its gradients.
     inputs:         {name: array} (example inputs; each example draws another dy and other test directions), or
-                    {name: strategy of arrays} (values may mix both), or a strategy drawing such dicts. The order of
-                    the names is the order of forward's arguments. Arrays are given to the code as float64.
+                    {name: strategy of arrays} (values may mix both), or a strategy drawing such dicts, or drawing
+                    pairs (inputs dict, hyperparameters dict) when hyperparameters must agree with the arrays'
+                    shapes (groups, stride). The order of the names is the order of forward's arguments. Arrays
+                    are given to the code as float64 (or dtype=).
     reference:      a torch function (*tensors, **hyper) -> tensor (reference_kind="torch", the default): forward and
                     autograd gradients are compared; a numpy forward (reference_kind="numpy"): the forward is
                     compared; a (forward, backward) pair of numpy functions: both are compared.
@@ -243,6 +252,8 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
     input_strategy = _as_strategy(inputs, "inputs")
     hyper_strategy = _as_strategy(hyper if hyper is not None else {}, "hyper")
     probe = inputs if isinstance(inputs, Mapping) else _draw_one(input_strategy)
+    if isinstance(probe, tuple) and len(probe) == 2:  # (inputs, hyperparameters) drawn together
+        probe = probe[0]
     if not isinstance(probe, Mapping) or not probe:
         raise _option(f"the inputs strategy draws {type(probe).__name__} values; it must draw dicts {{name: array}}")
     names = tuple(probe)
@@ -338,6 +349,8 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
     body._hypothesis_internal_add_digest = repr(("cnn_gradcheck.check", name, adapter.name, names)).encode()
     try:
         profiles.check_settings(settings)(test)()
+    except SpecError as error:  # a mistake in the inputs, hyper or reference, met while drawing: said alone
+        raise SpecError(str(error)) from None
     except Exception as error:
         verdict = essential_verdict(error)
         if verdict is None:
