@@ -14,6 +14,7 @@ import importlib
 
 #: public name -> the module that defines it
 _PUBLIC = {
+    "check": "generic",
     "check_plugin": "plugins",
     "replay": "plugins",
     "PluginCheckFailure": "plugins",
@@ -27,6 +28,7 @@ _PUBLIC = {
     "HWIO": "plugins",
     "get_spec": "registry",
     "all_specs": "registry",
+    "register": "registry",
 }
 #: also importable from the top, for the harness's own tests and advanced use; not part of the short public surface
 _MORE = {
