@@ -1,0 +1,558 @@
+"""Mutation testing of the harness itself: does the test suite notice a small change to the code it tests?
+
+Each mutant is one small edit to one module (operator, comparison, constant, index ...), made in a scratch copy of
+the repository, never in the working tree. A targeted, fast selection of tests (``SELECTIONS``) runs against it:
+the mutant is *killed* when a test fails, errors or runs past the timeout, and *survives* when every test passes.
+A survivor is either a gap in the tests (add a test that asserts the behaviour the edit changes) or an equivalent
+mutant (the edit cannot change behaviour; docs/mutation.md lists those with the reason).
+
+    .venv/bin/python tools/mutation.py                        # the modules of `make mutation`, every mutant
+    .venv/bin/python tools/mutation.py --modules reference/activations.py,checks/compare.py --sample 15
+    .venv/bin/python tools/mutation.py --list --modules reference/dense.py       # the mutants, nothing run
+    .venv/bin/python tools/mutation.py --only reference/dense.py:33              # the mutants of one line
+
+The scratch copy: the tree is copied to a temporary folder, and ``_pkgroot/cnn_gradcheck`` in it is assembled as
+the install would (checks/ with reference/ and examples/ inside); ``_pkgroot`` comes first on sys.path, ahead of
+the editable install's finder (which setuptools appends to sys.meta_path). Nothing is installed. The mutated file
+is the copy's; it is restored after every mutant (in a ``finally``, so also on Ctrl-C), and the scratch folder is
+deleted at the end.
+
+Speed: importing torch, numpy, Hypothesis and pytest costs ~3 s, more than most selections take to run. By default
+(``--isolation fork``) one process imports them once and forks a child per mutant, which runs pytest.main on the
+mutated copy (the harness itself is imported fresh in every child: the parent never imports it). ``--isolation
+subprocess`` starts a fresh interpreter per mutant instead (slower, nothing shared).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import datetime
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: the modules `make mutation` mutates: the loop references and the verdict-making core of the harness
+DEFAULT_MODULES = [
+    "reference/activations.py", "reference/conv2d.py", "reference/conv_matrix.py", "reference/dense.py",
+    "reference/losses.py", "reference/network.py", "reference/pooling.py", "reference/subsampling.py",
+    "reference/printed.py",
+    "checks/compare.py", "checks/tolerance.py", "checks/finite_diff.py", "checks/adjoint.py", "checks/oracles.py",
+]
+
+_EXACT = "tests/test_reference_exact.py"
+_VERDICTS = "tests/test_verdicts.py"
+#: module -> the pytest arguments (files, node ids, -k expressions) that should kill its mutants, fastest first
+#: (-x stops at the first failure)
+SELECTIONS: dict[str, list[str]] = {
+    "reference/activations.py": [_EXACT, "tests/test_large_magnitude.py"],
+    "reference/conv2d.py": [_EXACT],
+    "reference/conv_matrix.py": [_EXACT, "tests/test_adjoint.py", "-k", "not plugged_in and not guarded"],
+    "reference/dense.py": [_EXACT],
+    "reference/losses.py": [_EXACT, "tests/test_large_magnitude.py"],
+    "reference/network.py": [_EXACT, "tests/test_network.py", "-k", "not plotted and not training"],
+    "reference/pooling.py": [_EXACT, "tests/test_nondifferentiable.py"],
+    "reference/subsampling.py": [_EXACT],
+    "reference/printed.py": [_EXACT, "tests/test_errata.py"],
+    "checks/compare.py": [_VERDICTS, "tests/test_precision.py"],
+    "checks/tolerance.py": [_VERDICTS, "tests/test_precision.py", "tests/test_adjoint.py"],
+    "checks/finite_diff.py": [_VERDICTS, "tests/test_nondifferentiable.py", "tests/test_precision.py"],
+    "checks/adjoint.py": [_VERDICTS, "tests/test_adjoint.py", "tests/test_precision.py"],
+    "checks/oracles.py": [_VERDICTS, "tests/test_references.py", "tests/test_precision.py"],
+}
+
+SCRATCH_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".hypothesis", ".pytest_cache", "reports",
+                                        "*.egg-info", "build", "dist", "*.pyc")
+
+# ----------------------------------------------------------------------------------------------------------------
+# Mutants
+# ----------------------------------------------------------------------------------------------------------------
+
+ARITHMETIC = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Mult}
+COMPARISON = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+              ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In}
+SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Lt: "<", ast.LtE: "<=",
+          ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.Is: "is", ast.IsNot: "is not",
+          ast.In: "in", ast.NotIn: "not in", ast.And: "and", ast.Or: "or"}
+#: called functions swapped for another: (module attribute or builtin) -> replacement
+CALLS = {"np.max": "np.min", "np.min": "np.max", "np.sum": "np.mean", "max": "min", "min": "max"}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    path: str          # repository-relative
+    lineno: int
+    col: int
+    end_lineno: int
+    end_col: int
+    replacement: str   # source text replacing [lineno:col, end_lineno:end_col]
+    description: str   # what changed, e.g. "`+` -> `-`"
+    original: str      # the original source line, stripped
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.lineno}"
+
+    def apply(self, source: str) -> str:
+        lines = source.splitlines(keepends=True)
+        offsets = [0]
+        for line in lines:
+            offsets.append(offsets[-1] + len(line))
+        # ast columns are UTF-8 byte offsets: convert through each line's bytes
+        def position(lineno, col):
+            return offsets[lineno - 1] + len(lines[lineno - 1].encode()[:col].decode())
+        start, end = position(self.lineno, self.col), position(self.end_lineno, self.end_col)
+        return source[:start] + self.replacement + source[end:]
+
+
+def _expr(node: ast.AST) -> str:
+    return f"({ast.unparse(node)})"
+
+
+def _plus_one(node: ast.expr) -> ast.expr:
+    return ast.BinOp(left=copy.deepcopy(node), op=ast.Add(), right=ast.Constant(1))
+
+
+class _Collector(ast.NodeVisitor):
+    """Walks a module and records (node, replacement text, description) for every mutation operator that applies.
+    Skips docstrings, annotations and f-strings (messages; their inner positions are unreliable before 3.12)."""
+
+    def __init__(self):
+        self.found: list[tuple[ast.AST, str, str]] = []
+
+    def add(self, node, text, description):
+        self.found.append((node, text, description))
+
+    # -- nodes never mutated ------------------------------------------------------------------------------------
+    def visit_JoinedStr(self, node):
+        return
+
+    def visit_AnnAssign(self, node):
+        if node.value is not None:
+            self.visit(node.target)
+            self.visit(node.value)
+
+    def visit_arg(self, node):  # annotations of parameters
+        return
+
+    def _visit_body(self, body):
+        for i, stmt in enumerate(body):
+            is_docstring = (i == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+                            and isinstance(stmt.value.value, str))
+            if not is_docstring:
+                self.visit(stmt)
+
+    def visit_Module(self, node):
+        self._visit_body(node.body)
+
+    def visit_ClassDef(self, node):
+        for d in node.decorator_list:
+            self.visit(d)
+        self._visit_body(node.body)
+
+    def visit_FunctionDef(self, node):
+        for d in node.decorator_list:
+            self.visit(d)
+        self.visit(node.args)  # defaults only (visit_arg skips annotations)
+        self._visit_body(node.body)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ImportFrom(self, node):
+        return
+
+    # -- operators ------------------------------------------------------------------------------------------
+    def visit_BinOp(self, node):
+        swap = ARITHMETIC.get(type(node.op))
+        if swap:
+            mutated = copy.copy(node)
+            mutated.op = swap()
+            self.add(node, _expr(mutated), f"`{SYMBOL[type(node.op)]}` -> `{SYMBOL[swap]}`")
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node):
+        swap = ARITHMETIC.get(type(node.op))
+        if swap:
+            mutated = copy.copy(node)
+            mutated.op = swap()
+            self.add(node, ast.unparse(mutated), f"`{SYMBOL[type(node.op)]}=` -> `{SYMBOL[swap]}=`")
+        self.generic_visit(node)
+
+    def visit_Compare(self, node):
+        for i, op in enumerate(node.ops):
+            swap = COMPARISON.get(type(op))
+            if swap:
+                mutated = copy.copy(node)
+                mutated.ops = list(node.ops)
+                mutated.ops[i] = swap()
+                self.add(node, _expr(mutated), f"`{SYMBOL[type(op)]}` -> `{SYMBOL[swap]}`")
+        self.generic_visit(node)
+
+    def visit_BoolOp(self, node):
+        swap = ast.Or if isinstance(node.op, ast.And) else ast.And
+        mutated = copy.copy(node)
+        mutated.op = swap()
+        self.add(node, _expr(mutated), f"`{SYMBOL[type(node.op)]}` -> `{SYMBOL[swap]}`")
+        self.generic_visit(node)
+
+    def visit_UnaryOp(self, node):
+        if isinstance(node.op, ast.USub) and not isinstance(node.operand, ast.Constant):
+            self.add(node, _expr(node.operand), "unary `-` removed")
+        elif isinstance(node.op, ast.Not):
+            self.add(node, _expr(node.operand), "`not` removed")
+        self.generic_visit(node)
+
+    def visit_Constant(self, node):
+        value = node.value
+        if isinstance(value, bool):
+            new, what = (not value), f"`{value}` -> `{not value}`"
+        elif isinstance(value, int):
+            new = {0: 1, 1: 0}.get(value, value + 1)
+            what = f"`{value}` -> `{new}`"
+        elif isinstance(value, float):
+            new = 1.0 if value == 0.0 else value * 2
+            what = f"`{value!r}` -> `{new!r}`"
+        else:
+            return
+        self.add(node, _expr(ast.Constant(new)), what)
+
+    # -- conditions, returns, calls, indices ------------------------------------------------------------------
+    def _negate(self, test):
+        self.add(test, f"(not {_expr(test)})", "condition negated")
+
+    def visit_If(self, node):
+        self._negate(node.test)
+        self.generic_visit(node)
+
+    def visit_While(self, node):
+        self._negate(node.test)
+        self.generic_visit(node)
+
+    def visit_IfExp(self, node):
+        self._negate(node.test)
+        self.generic_visit(node)
+
+    def visit_Return(self, node):
+        if node.value is not None and not (isinstance(node.value, ast.Constant) and node.value.value is None):
+            self.add(node.value, "None", "returned value -> `None`")
+        self.generic_visit(node)
+
+    def visit_Call(self, node):
+        name = ast.unparse(node.func)
+        if name in CALLS:
+            self.add(node.func, CALLS[name], f"`{name}` -> `{CALLS[name]}`")
+        self.generic_visit(node)
+
+    def visit_Subscript(self, node):
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        for part in parts:
+            if isinstance(part, ast.Slice):
+                for bound in (part.lower, part.upper):
+                    if bound is not None:
+                        self.add(bound, _expr(_plus_one(bound)), f"slice bound `{ast.unparse(bound)}` + 1")
+            elif not (isinstance(part, ast.Constant) and isinstance(part.value, str)) \
+                    and not isinstance(part, ast.Starred):
+                self.add(part, _expr(_plus_one(part)), f"index `{ast.unparse(part)}` + 1")
+        self.generic_visit(node)
+
+
+def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
+    """Every mutant of one module, in source order."""
+    source = (root / path).read_text()
+    lines = source.splitlines()
+    collector = _Collector()
+    collector.visit(ast.parse(source))
+    out, seen = [], set()
+    for node, text, what in collector.found:
+        key = (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset, text)
+        if key in seen:
+            continue
+        seen.add(key)
+        m = Mutant(path, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset, text, what,
+                   lines[node.lineno - 1].strip())
+        ast.parse(m.apply(source))  # every mutant is valid Python (a SyntaxError here is a bug of the mutator)
+        out.append(m)
+    out.sort(key=lambda m: (m.lineno, m.col))
+    return out
+
+
+def sample(mutants: list[Mutant], n: int | None, seed: int) -> list[Mutant]:
+    """n mutants drawn at random (seeded per file, so a file's sample does not depend on the others)."""
+    if n is None or n >= len(mutants):
+        return mutants
+    rng = random.Random(f"{seed}:{mutants[0].path}")
+    return sorted(rng.sample(mutants, n), key=lambda m: (m.lineno, m.col))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The scratch copy and running a selection
+# ----------------------------------------------------------------------------------------------------------------
+
+PACKAGE_DIRS = {"checks": "", "reference": "reference", "examples": "examples"}  # pyproject's package-dir mapping
+
+
+def make_scratch(root: Path = ROOT) -> Path:
+    """A copy of the tree with _pkgroot/cnn_gradcheck assembled as the install would."""
+    scratch = Path(tempfile.mkdtemp(prefix="cnn-gradcheck-mutation-"))
+    tree = scratch / "tree"
+    shutil.copytree(root, tree, ignore=SCRATCH_IGNORE, symlinks=True)
+    package = tree / "_pkgroot" / "cnn_gradcheck"
+    shutil.copytree(tree / "checks", package, ignore=SCRATCH_IGNORE)
+    for folder in ("reference", "examples"):
+        shutil.copytree(tree / folder, package / folder, ignore=SCRATCH_IGNORE)
+    return tree
+
+
+def installed_path(tree: Path, path: str) -> Path:
+    """Where the scratch copy's package keeps a repository file (checks/x.py -> _pkgroot/cnn_gradcheck/x.py)."""
+    top, rest = path.split("/", 1)
+    if top not in PACKAGE_DIRS:
+        raise ValueError(f"{path}: only files of checks/, reference/ and examples/ can be mutated")
+    return tree / "_pkgroot" / "cnn_gradcheck" / PACKAGE_DIRS[top] / rest
+
+
+ENV = {"PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+       "MKL_NUM_THREADS": "1", "CNN_GRADCHECK_PROFILE": "ci"}
+PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
+
+
+def _pythonpath(tree: Path) -> list[str]:
+    return [str(tree / "_pkgroot"), str(tree)]
+
+
+def prewarm() -> None:
+    """Import the heavy dependencies once in the parent (fork isolation); never the harness itself."""
+    os.environ.update(ENV)
+    sys.dont_write_bytecode = True
+    import numpy  # noqa: F401
+    import torch  # noqa: F401
+    import hypothesis  # noqa: F401
+    import pytest  # noqa: F401
+    import _pytest.python  # noqa: F401
+    assert not any(name == "cnn_gradcheck" or name.startswith("cnn_gradcheck.") for name in sys.modules)
+
+
+class Run:
+    """One pytest run of a selection on a scratch tree, in its own session (killed as a group on timeout)."""
+
+    def __init__(self, tree: Path, selection: list[str], timeout: float, isolation: str):
+        self.tree, self.start, self.timeout = tree, time.monotonic(), timeout
+        log = tree / "_mutation.log"
+        if isolation == "subprocess":
+            env = {**os.environ, **ENV, "PYTHONPATH": os.pathsep.join(
+                _pythonpath(tree) + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+            with open(log, "w") as out:
+                self.pid = subprocess.Popen([sys.executable, "-m", "pytest", *PYTEST_ARGS, *selection], cwd=tree,
+                                            env=env, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True).pid
+            return
+        self.pid = os.fork()
+        if self.pid == 0:  # child: pytest on the scratch copy; the harness is imported here, fresh
+            code = 3
+            try:
+                os.setsid()
+                fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                os.chdir(tree)
+                sys.path[:0] = _pythonpath(tree)
+                import pytest
+                code = int(pytest.main([*PYTEST_ARGS, *selection]))
+            finally:
+                os._exit(code)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.start
+
+    def poll(self) -> str | None:
+        """The outcome once the run ended (or was killed for running past its timeout), else None."""
+        done, status = os.waitpid(self.pid, os.WNOHANG)
+        if done:
+            return _outcome(os.waitstatus_to_exitcode(status))
+        if self.seconds > self.timeout:
+            self.kill()
+            return "timeout"
+        return None
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+    def wait(self) -> str:
+        while (outcome := self.poll()) is None:
+            time.sleep(0.02)
+        return outcome
+
+
+def _outcome(rc: int) -> str:
+    """pytest's exit code: 0 all passed (survived), 1 a test failed, 2 interrupted (a collection error: the
+    mutant broke an import): killed; anything else is a problem of the selection, not a verdict."""
+    return {0: "survived", 1: "killed", 2: "killed"}.get(rc, f"error (exit code {rc})")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    mutant: Mutant
+    outcome: str       # killed | survived | timeout | error (...)
+    seconds: float
+
+
+def run_mutants(mutants: list[Mutant], trees: list[Path], isolation: str, timeouts: dict[str, float],
+                on_result) -> list[Result]:
+    """Up to len(trees) mutants at a time, each in its own scratch tree; every mutated file is restored, also
+    when interrupted (then the runs in flight are killed)."""
+    pending, free = list(mutants), list(trees)
+    running: dict[Path, tuple[Mutant, Run, str]] = {}  # tree -> (mutant, run, original text)
+    results: list[Result] = []
+    try:
+        while pending or running:
+            while pending and free:
+                m, tree = pending.pop(0), free.pop()
+                target = installed_path(tree, m.path)
+                original = target.read_text()
+                target.write_text(m.apply(original))
+                running[tree] = (m, None, original)
+                running[tree] = (m, Run(tree, SELECTIONS[m.path], timeouts[m.path], isolation), original)
+            for tree, (m, run, original) in list(running.items()):
+                outcome = run.poll()
+                if outcome is None:
+                    continue
+                installed_path(tree, m.path).write_text(original)
+                del running[tree]
+                free.append(tree)
+                results.append(Result(m, outcome, run.seconds))
+                on_result(results[-1])
+            time.sleep(0.02)
+    finally:
+        for tree, (m, run, original) in running.items():
+            if run is not None:
+                run.kill()
+            installed_path(tree, m.path).write_text(original)
+    return results
+
+
+def score_lines(results: list[Result]) -> list[str]:
+    lines = []
+    for path in dict.fromkeys(r.mutant.path for r in results):
+        rs = [r for r in results if r.mutant.path == path]
+        killed = sum(r.outcome in ("killed", "timeout") for r in rs)
+        judged = sum(not r.outcome.startswith("error") for r in rs)
+        timeouts = sum(r.outcome == "timeout" for r in rs)
+        errors = len(rs) - judged
+        pct = 100.0 * killed / judged if judged else float("nan")
+        lines.append(f"{path:32s} {killed:4d}/{judged:<4d} killed  {pct:5.1f}%"
+                     + (f"  ({timeouts} by timeout)" if timeouts else "") + (f"  {errors} errors" if errors else ""))
+    killed = sum(r.outcome in ("killed", "timeout") for r in results)
+    judged = sum(not r.outcome.startswith("error") for r in results)
+    if judged:
+        lines.append(f"{'total':32s} {killed:4d}/{judged:<4d} killed  {100.0 * killed / judged:5.1f}%")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modules", default=",".join(DEFAULT_MODULES),
+                        help="comma-separated repository paths (default: the modules of `make mutation`)")
+    parser.add_argument("--sample", type=int, default=None, help="mutants per file, drawn at random (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run in parallel (default 1)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds per mutant (default: 3 x the unmutated selection's time + 10)")
+    parser.add_argument("--isolation", choices=("fork", "subprocess"), default="fork" if hasattr(os, "fork")
+                        else "subprocess", help="fork a pre-warmed process per mutant (default) or start a fresh one")
+    parser.add_argument("--only", default="", help="comma-separated PATH:LINE; only the mutants on those lines")
+    parser.add_argument("--list", action="store_true", help="print the mutants and exit")
+    parser.add_argument("--json", default="", help="write every result to this file")
+    parser.add_argument("--fail-under", type=float, default=0.0, help="exit 1 if the total score is below (percent)")
+    args = parser.parse_args(argv)
+
+    modules = [m.strip() for m in args.modules.split(",") if m.strip()]
+    unknown = [m for m in modules if m not in SELECTIONS]
+    if unknown:
+        parser.error(f"no test selection for {', '.join(unknown)}: add it to SELECTIONS in tools/mutation.py")
+    only = {o.strip() for o in args.only.split(",") if o.strip()}
+    mutants = []
+    for path in modules:
+        ms = mutants_of(path)
+        if only:
+            ms = [m for m in ms if m.where in only]
+        mutants += sample(ms, args.sample, args.seed) if ms else []
+    if args.list:
+        for m in mutants:
+            print(f"{m.where}:{m.col}: {m.description:32s} | {m.original}")
+        print(f"{len(mutants)} mutants")
+        return 0
+
+    if args.isolation == "fork":
+        prewarm()
+    trees = [make_scratch() for _ in range(max(1, args.jobs))]
+    results: list[Result] = []
+    try:
+        # the unmutated copy must pass each selection, or every mutant would count as killed
+        timeouts = {}
+        for path in dict.fromkeys(m.path for m in mutants):
+            run = Run(trees[0], SELECTIONS[path], 600, args.isolation)
+            outcome, seconds = run.wait(), run.seconds
+            if outcome != "survived":
+                print(f"{path}: the unmutated code fails its selection ({outcome}):\n"
+                      + (trees[0] / "_mutation.log").read_text()[-3000:])
+                return 2
+            timeouts[path] = args.timeout or 3 * seconds + 10
+            print(f"{path}: {sum(m.path == path for m in mutants)} mutants, selection runs in {seconds:.1f} s "
+                  f"(timeout {timeouts[path]:.0f} s)", flush=True)
+
+        def report(r: Result):
+            results.append(r)
+            print({"killed": ".", "timeout": "T", "survived": "S"}.get(r.outcome, "E"), end="", flush=True)
+
+        run_mutants(mutants, trees, args.isolation, timeouts, report)
+        print()
+    except KeyboardInterrupt:
+        print("\ninterrupted: the scores of the mutants run so far")
+    finally:
+        for tree in trees:
+            shutil.rmtree(tree.parent, ignore_errors=True)
+
+    print(f"\nmutation score ({datetime.date.today()}, sample {args.sample or 'all'} per file, seed {args.seed}):")
+    for line in score_lines(results):
+        print("  " + line)
+    survivors = [r for r in results if r.outcome == "survived"]
+    if survivors:
+        print("\nsurvivors (file:line, mutation, original line):")
+        for r in survivors:
+            print(f"  {r.mutant.where}: {r.mutant.description} | {r.mutant.original}")
+    errors = [r for r in results if r.outcome.startswith("error")]
+    for r in errors:
+        print(f"  {r.mutant.where}: {r.mutant.description}: {r.outcome}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([{**asdict(r.mutant), "outcome": r.outcome, "seconds": r.seconds}
+                                               for r in results], indent=1))
+    killed = sum(r.outcome in ("killed", "timeout") for r in results)
+    judged = sum(not r.outcome.startswith("error") for r in results)
+    return 1 if judged and 100.0 * killed / judged < args.fail_under else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
