@@ -215,7 +215,7 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
           reference_kind: str = "torch", linear: Sequence[str] = (), grad_args: Sequence[str] | None = None,
           hyper: Any = None, settings=None, name: str | None = None, kind: str | None = None,
           dtype: str = "float64", device: str = "cpu", layouts=None,
-          reduction_length: int | Callable[[Mapping[str, Any]], int] | None = None) -> GenericReport:
+          reduction_length: int | Callable[[Mapping[str, np.ndarray]], int] | None = None) -> GenericReport:
     """Check a forward/backward pair with every oracle that applies; returns a GenericReport of what ran, raises
     CheckFailure (an AssertionError) with the report of the smallest failing case.
 
@@ -238,8 +238,9 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
     name:           the op's name in reports (default: forward's name).
     kind, dtype, device, layouts: how inputs are handed over (cnn_gradcheck.plugins): kind "numpy" or "torch"
                     (default numpy; torch when backward is None), their precision, torch device, memory layouts.
-    reduction_length: the longest sum behind an element (tolerance policy 1); default: the size of the largest
-                    input or output, an upper bound for any op whose elements each read every input at most once.
+    reduction_length: the longest sum behind an element (tolerance policy 1): an int, or a function of the inputs
+                    {name: array}; default: the size of the largest input or output, an upper bound for any op
+                    whose elements each read every input at most once.
     """
     __tracebackhide__ = True
     if not callable(forward):
@@ -322,7 +323,8 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
 
     def longest_sum(config) -> int:
         if reduction_length is not None:
-            return int(reduction_length(config) if callable(reduction_length) else reduction_length)
+            return int(reduction_length({n: config[n].array for n in names}) if callable(reduction_length)
+                       else reduction_length)
         return max([config[n].array.size for n in names] + [int(np.prod(output_shape(config), dtype=np.int64)), 1])
 
     spec = OpSpec(

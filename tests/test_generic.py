@@ -299,3 +299,16 @@ def test_a_float32_result_without_a_reference_is_said_to_need_one():
         check(f32, df32, inputs, settings=NO_SHRINK)
     report = check(f32, df32, inputs, reference=torch.tanh, settings=NO_SHRINK)
     assert "pytorch" in report.oracles_seen
+
+
+def test_a_declared_reduction_length_is_used():
+    """The longest sum sizes tolerance policy 1; a function of the inputs may declare it (here: a row's length)."""
+    seen = []
+
+    def length(arrays):
+        seen.append(arrays["x"].shape)
+        return arrays["x"].shape[-1]
+
+    report = check(layernorm_forward, layernorm_backward, layernorm_inputs(), reference=(layernorm_forward,
+                   layernorm_backward), reduction_length=length, settings=NO_SHRINK)
+    assert report.examples >= 8 and seen and all(len(shape) == 2 for shape in seen)
