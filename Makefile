@@ -8,7 +8,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: setup validate test test-thorough bench clean
+.PHONY: setup validate test test-thorough bench soak clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,13 @@ bench: setup
 	$(PY) -m benchmarks.bench_gradcheck
 	$(PY) -m cnn_gradcheck.throughput
 	$(PY) -m benchmarks.plugin_startup
+
+# Not part of `make test`: the thorough profile over every op (its reference through every oracle) under several
+# seeds, counting false alarms; ~100,000 examples take hours on 2 cores. `make soak SOAK_EXAMPLES=50` proves it runs.
+SOAK_EXAMPLES ?= 100000
+SOAK_SEEDS ?= 5
+soak: setup
+	$(PY) -m cnn_gradcheck.soak --examples $(SOAK_EXAMPLES) --seeds $(SOAK_SEEDS)
 
 clean:
 	rm -rf $(VENV) .hypothesis .pytest_cache

@@ -38,7 +38,7 @@ from .compare import NA
 from .layouts import check_layouts
 from .plugins import PluginCheckFailure
 from .runner import CaseResult, check_case, essential_verdict
-from .spec import Case, Implementation, OpSpec, SpecError, _draw_one, as_grad_dict, validate_declarations
+from .spec import Case, Implementation, OpSpec, SpecError, draw_one, as_grad_dict, validate_declarations
 
 #: how many elements of an input a failure report prints in full (larger arrays: dtype and shape)
 SHOWN_ELEMENTS = 12
@@ -75,6 +75,7 @@ class GenericReport:
 
     name: str
     implementation: str
+    backend: str = "numpy float64"                      # how inputs were handed over (library, precision)
     examples: int = 0
     layouts_seen: dict = field(default_factory=dict)
     verdicts: dict = field(default_factory=dict)        # oracle -> comparisons judged (pass)
@@ -96,8 +97,8 @@ class GenericReport:
 
     def summary(self) -> str:
         layouts = ", ".join(f"{k} {v}" for k, v in self.layouts_seen.items())
-        lines = [f"{self.name}: {self.implementation} passed {self.examples} generated cases (input layouts: "
-                 f"{layouts})",
+        lines = [f"{self.name}: {self.implementation} passed {self.examples} generated cases ({self.backend}; "
+                 f"input layouts: {layouts})",
                  "  oracles: " + ", ".join(f"{k} ({v} comparisons)" for k, v in sorted(self.verdicts.items()))]
         lines += [f"  not applicable: {k}: {v}" for k, v in sorted(self.not_applicable.items())]
         lines += [f"  not run: {k}: {v}" for k, v in sorted(self.not_run.items())]
@@ -190,8 +191,8 @@ class _Names:
 
 def _no_reference(*_args, **_kwargs):
     raise NoReference("check() was given no reference (a torch function or a numpy forward), so there is no "
-                      "expected array to compare with; the verdict rests on finite differences (and the adjoint "
-                      "test)")
+                      "expected array to compare with, nor terms to size the rounding of a lower-precision result "
+                      "by; the verdict rests on finite differences (and the adjoint test)")
 
 
 def _zero_gradients(names: Sequence[str]) -> Callable:
@@ -214,7 +215,7 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
           reference_kind: str = "torch", linear: Sequence[str] = (), grad_args: Sequence[str] | None = None,
           hyper: Any = None, settings=None, name: str | None = None, kind: str | None = None,
           dtype: str = "float64", device: str = "cpu", layouts=None,
-          reduction_length: int | Callable[[Mapping[str, Any]], int] | None = None) -> GenericReport:
+          reduction_length: int | Callable[[Mapping[str, np.ndarray]], int] | None = None) -> GenericReport:
     """Check a forward/backward pair with every oracle that applies; returns a GenericReport of what ran, raises
     CheckFailure (an AssertionError) with the report of the smallest failing case.
 
@@ -237,8 +238,9 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
     name:           the op's name in reports (default: forward's name).
     kind, dtype, device, layouts: how inputs are handed over (cnn_gradcheck.plugins): kind "numpy" or "torch"
                     (default numpy; torch when backward is None), their precision, torch device, memory layouts.
-    reduction_length: the longest sum behind an element (tolerance policy 1); default: the size of the largest
-                    input or output, an upper bound for any op whose elements each read every input at most once.
+    reduction_length: the longest sum behind an element (tolerance policy 1): an int, or a function of the inputs
+                    {name: array}; default: the size of the largest input or output, an upper bound for any op
+                    whose elements each read every input at most once.
     """
     __tracebackhide__ = True
     if not callable(forward):
@@ -251,7 +253,7 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
     kind = kind or ("torch" if backward is None else "numpy")
     input_strategy = _as_strategy(inputs, "inputs")
     hyper_strategy = _as_strategy(hyper if hyper is not None else {}, "hyper")
-    probe = inputs if isinstance(inputs, Mapping) else _draw_one(input_strategy)
+    probe = inputs if isinstance(inputs, Mapping) else draw_one(input_strategy)
     if isinstance(probe, tuple) and len(probe) == 2:  # (inputs, hyperparameters) drawn together
         probe = probe[0]
     if not isinstance(probe, Mapping) or not probe:
@@ -321,7 +323,8 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
 
     def longest_sum(config) -> int:
         if reduction_length is not None:
-            return int(reduction_length(config) if callable(reduction_length) else reduction_length)
+            return int(reduction_length({n: config[n].array for n in names}) if callable(reduction_length)
+                       else reduction_length)
         return max([config[n].array.size for n in names] + [int(np.prod(output_shape(config), dtype=np.int64)), 1])
 
     spec = OpSpec(
@@ -335,7 +338,7 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
     validate_declarations(spec)
     bound = {layout: adapter.bind(spec, layout) for layout in chosen}
     holder["impl"] = bound[chosen[0]]
-    report = GenericReport(name, adapter.name, not_run=not_run)
+    report = GenericReport(name, adapter.name, adapter.backend.describe(), not_run=not_run)
 
     def body(case: Case, layout: str) -> None:
         result = check_case(spec, bound[layout], case, oracles)
@@ -351,6 +354,9 @@ def check(forward: Callable, backward: Callable | None = None, inputs: Any = Non
         profiles.check_settings(settings)(test)()
     except SpecError as error:  # a mistake in the inputs, hyper or reference, met while drawing: said alone
         raise SpecError(str(error)) from None
+    except NoReference as error:  # a float32 result without a reference: its rounding cannot be sized
+        raise SpecError(f"check(): {name} returned results in a lower precision than float64; {error}. Give a "
+                        f"reference= (a torch function or a numpy forward)") from None
     except Exception as error:
         verdict = essential_verdict(error)
         if verdict is None:

@@ -266,7 +266,7 @@ def validate_declarations(spec) -> None:
                         f"that the adjoint test can keep its perturbation inside one piece")
 
 
-def _draw_one(strategy: st.SearchStrategy):
+def draw_one(strategy: st.SearchStrategy):
     """One deterministic draw from a strategy (no shrinking: cheap)."""
     from hypothesis import HealthCheck, Phase, given, settings
 
@@ -305,7 +305,7 @@ def validate(spec: OpSpec, *, probe: bool = True) -> Case | None:
     if not isinstance(strategy, st.SearchStrategy):
         raise SpecError(f"op {op!r}: configs() returned {type(strategy).__name__}, not a Hypothesis strategy; "
                         f"return e.g. st.fixed_dictionaries({{'N': st.integers(1, 3), ...}})")
-    config = _call(op, "drawing from configs()", _draw_one, strategy)
+    config = _call(op, "drawing from configs()", draw_one, strategy)
     if not isinstance(config, Mapping):
         raise SpecError(f"op {op!r}: configs() draws {type(config).__name__} values ({config!r:.80}); it must draw "
                         f"dicts of configuration fields (st.fixed_dictionaries or st.builds(dict, ...))")

@@ -199,8 +199,8 @@ def test_a_linear_argument_off_by_1e_10_fails_the_adjoint_test():
 def test_a_torch_function_needs_no_backward():
     report = check(lambda x, w, b: torch.tanh(x @ w + b), None,
                    {"x": np.ones((2, 3)) * 0.3, "w": np.full((3, 2), 0.2), "b": np.zeros(2)}, settings=FEW)
-    assert "finite differences" in report.oracles_seen
-    assert "torch" in report.summary() or report.examples >= 8
+    assert report.examples >= 8 and "finite differences" in report.oracles_seen
+    assert "(torch float64 on cpu; input layouts:" in report.summary()
 
 
 def test_example_inputs_and_hyperparameters():
@@ -287,3 +287,28 @@ def test_the_package_exports_check_and_register_lazily():
     assert cnn_gradcheck.check is generic.check
     assert cnn_gradcheck.register is __import__("cnn_gradcheck.registry", fromlist=["register"]).register
     assert "check" in cnn_gradcheck.__all__ and "register" in cnn_gradcheck.__all__
+
+
+def test_a_float32_result_without_a_reference_is_said_to_need_one():
+    """The rounding of a float32 forward is sized by a reference's terms (tolerance policy 6); without one the check
+    says so instead of guessing. With a torch reference the same float32 layer passes."""
+    f32 = lambda x: np.tanh(x).astype(np.float32)  # noqa: E731
+    df32 = lambda dy, x: (dy * (1 - np.tanh(x) ** 2)).astype(np.float32)  # noqa: E731
+    inputs = {"x": np.linspace(-1, 1, 5)}
+    with pytest.raises(SpecError, match="lower precision than float64.*Give a reference="):
+        check(f32, df32, inputs, settings=NO_SHRINK)
+    report = check(f32, df32, inputs, reference=torch.tanh, settings=NO_SHRINK)
+    assert "pytorch" in report.oracles_seen
+
+
+def test_a_declared_reduction_length_is_used():
+    """The longest sum sizes tolerance policy 1; a function of the inputs may declare it (here: a row's length)."""
+    seen = []
+
+    def length(arrays):
+        seen.append(arrays["x"].shape)
+        return arrays["x"].shape[-1]
+
+    report = check(layernorm_forward, layernorm_backward, layernorm_inputs(), reference=(layernorm_forward,
+                   layernorm_backward), reduction_length=length, settings=NO_SHRINK)
+    assert report.examples >= 8 and seen and all(len(shape) == 2 for shape in seen)

@@ -231,3 +231,25 @@ def test_a_broken_entry_point_is_named(tmp_path, monkeypatch, entry_points_resto
     _install(tmp_path, monkeypatch, "SPECS = [1]\n", "broken = user_ops")
     with pytest.raises(SpecError, match="entry point broken = 'user_ops' .*package user-ops.*holds int"):
         all_specs()
+
+
+# -------------------------------------------------------------------------------------------------- the soak
+
+def test_the_soak_counts_examples_and_reports_false_alarms(capsys):
+    """``make soak`` soaks registered ops too: a correct one runs its examples without alarm; one whose
+    reference is wrong (a dw off by 1e-6) is reported as an alarm, and the exit status says so."""
+    from cnn_gradcheck import soak
+
+    wrong = Implementation("dw off by 1e-6", user.gconv_forward,
+                           user.off_by(user.gconv_backward, user.ARGS["grouped_conv"], "w", 1e-6))
+    register(dataclasses.replace(GROUPED_CONV, name="soaked_conv"))
+    register(dataclasses.replace(GROUPED_CONV, name="soaked_wrong_conv", reference=wrong))
+    try:
+        assert soak.main(["--only", "soaked_conv", "--examples", "4", "--seeds", "2"]) == 0
+        assert "soak: 4 examples run, 0 false alarm(s)" in capsys.readouterr().out
+        assert soak.main(["--only", "soaked_wrong", "--examples", "2", "--seeds", "1"]) == 1
+        out = capsys.readouterr().out
+        assert "FALSE ALARM seed 0: soaked_wrong_conv: dw wrong" in out and "1 false alarm(s)" in out
+    finally:
+        unregister("soaked_conv")
+        unregister("soaked_wrong_conv")
