@@ -8,7 +8,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: setup validate test test-thorough bench clean
+.PHONY: setup validate test test-thorough bench mutation clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,12 @@ test-thorough: setup
 bench: setup
 	$(PY) -m benchmarks.bench_gradcheck
 	$(PY) -m cnn_gradcheck.throughput
+
+# Not part of `make test`: mutation testing of reference/ and the verdict-making core of checks/ (tools/mutation.py,
+# docs/mutation.md). Every mutant takes seconds: MUTATION_ARGS="--sample 15" for a quick estimate.
+MUTATION_ARGS ?=
+mutation: setup
+	$(PY) tools/mutation.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) .hypothesis .pytest_cache
