@@ -8,7 +8,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: setup validate test test-thorough bench soak clean
+.PHONY: setup validate test test-thorough bench soak mutation clean
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,12 @@ SOAK_EXAMPLES ?= 100000
 SOAK_SEEDS ?= 5
 soak: setup
 	$(PY) -m cnn_gradcheck.soak --examples $(SOAK_EXAMPLES) --seeds $(SOAK_SEEDS)
+
+# Not part of `make test`: mutation testing of reference/ and the verdict-making core of checks/ (tools/mutation.py,
+# docs/mutation.md). Every mutant takes seconds: MUTATION_ARGS="--sample 15" for a quick estimate.
+MUTATION_ARGS ?=
+mutation: setup
+	$(PY) tools/mutation.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) .hypothesis .pytest_cache

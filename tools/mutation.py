@@ -63,7 +63,7 @@ SELECTIONS: dict[str, list[str]] = {
     "reference/network.py": [_EXACT, "tests/test_network.py", "-k", "not plotted and not training"],
     "reference/pooling.py": [_EXACT, "tests/test_nondifferentiable.py"],
     "reference/subsampling.py": [_EXACT],
-    "reference/printed.py": [_EXACT, "tests/test_errata.py"],
+    "reference/printed.py": ["tests/test_mut_printed.py", "tests/test_errata.py"],
     "checks/compare.py": [_VERDICTS, "tests/test_precision.py"],
     "checks/tolerance.py": [_VERDICTS, "tests/test_precision.py", "tests/test_adjoint.py"],
     "checks/finite_diff.py": [_VERDICTS, "tests/test_nondifferentiable.py", "tests/test_precision.py"],

@@ -1,0 +1,334 @@
+"""The verdicts of the harness's core on constructed inputs, at their boundaries: where an exact comparison turns from
+pass to fail (tolerance policy 1), what finite differences estimate and where they stop resolving (policy 2), the
+adjoint test's bound (policy 3), kinks and the cases where no verdict is possible (policy 7), and the oracles'
+verdicts on one case of an implementation that is right, and wrong by 1e-6 (the errors the harness must catch).
+
+Written against the public behaviour (compare_arrays, the tolerance formulas tolerance.py documents, the oracles'
+comparisons), so that they hold whatever the internals look like. tools/mutation.py runs them against the mutants of
+checks/compare.py, tolerance.py, finite_diff.py, adjoint.py and oracles.py (docs/mutation.md)."""
+import math
+
+import numpy as np
+import pytest
+
+from cnn_gradcheck import finite_diff, tolerance
+from cnn_gradcheck.adjoint import check_pair, dot_product_test, step_for
+from cnn_gradcheck.compare import FAIL, KINK, NA, PASS, Comparison, compare_arrays
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.runner import check_case
+from cnn_gradcheck.spec import Implementation
+
+EPS = 2.0**-52
+
+# ---- tolerance policy 1: exact comparisons ----------------------------------------------------------------------
+
+
+def test_rounding_tolerance_is_8_eps_K_times_the_largest_value():
+    assert tolerance.eps_of("float64") == EPS and tolerance.eps_of("torch.float32") == 2.0**-23
+    assert tolerance.eps_of("float16") == 2.0**-10 and tolerance.eps_of("bfloat16") == 2.0**-7
+    with pytest.raises(ValueError, match="no rounding model"):
+        tolerance.eps_of("int64")
+    assert tolerance.rounding_relative(10) == 80 * EPS
+    assert tolerance.rounding_relative(0) == tolerance.rounding_relative(1) == 8 * EPS   # K is at least 1
+    assert tolerance.rounding_relative(3, "float32") == 24 * 2.0**-23
+    assert tolerance.rounding_tolerance(np.array([1.0, -2.0]), 10) == 160 * EPS
+    # the terms' magnitude widens the scale (a cancelling sum), the expected values' sign does not matter
+    assert tolerance.rounding_tolerance(np.array([1.0, -2.0]), 10, magnitude=np.array([-5.0, 3.0])) == 400 * EPS
+    assert tolerance.rounding_tolerance(np.array([4.0]), 10, magnitude=np.array([1.0])) == 320 * EPS
+    assert tolerance.rounding_tolerance(np.zeros(3), 1) == 8 * EPS * tolerance.TINY > 0    # never exactly 0
+    assert tolerance.rounding_tolerance(np.zeros(0), 1) > 0
+
+
+def test_exact_comparison_passes_at_the_tolerance_and_fails_one_ulp_above():
+    expected = np.array([1.0, -2.0])                       # tol = 8 eps * 10 * 2 = 80 ulps of 2
+    ulp = 2.0**-51
+    at = compare_arrays("pytorch", "dx", expected, np.array([1.0, -2.0 - 80 * ulp]), 10)
+    assert at.verdict == PASS and at.passed and at.error == at.tolerance == 160 * EPS
+    above = compare_arrays("pytorch", "dx", expected, np.array([1.0, -2.0 - 81 * ulp]), 10)
+    assert above.verdict == FAIL and not above.passed
+    assert above.worst_index == (1,) and above.expected == -2.0 and above.got == -2.0 - 81 * ulp
+    assert above.relative == above.error / 2.0 and above.ratio == pytest.approx(81 / 80, rel=1e-12)
+    assert (above.oracle, above.quantity) == ("pytorch", "dx")
+
+
+def test_exact_comparison_reports_the_worst_element():
+    expected = np.arange(6.0).reshape(2, 3) - 2.5
+    got = expected.copy()
+    got[1, 2] += 1e-3
+    got[0, 1] -= 1e-4
+    c = compare_arrays("reference", "forward", expected, got, 4)
+    assert c.verdict == FAIL and c.worst_index == (1, 2) and c.expected == 2.5 and c.got == 2.5 + 1e-3
+    assert c.error == pytest.approx(1e-3, rel=1e-9) and c.relative == pytest.approx(1e-3 / 2.5, rel=1e-9)
+    assert np.array_equal(c.arrays["expected"], expected) and np.array_equal(c.arrays["got"], got)
+    assert compare_arrays("reference", "forward", expected, expected, 4).error == 0.0
+
+
+def test_a_relative_error_of_1e_6_fails_and_rounding_passes():
+    rng = np.random.default_rng(0)
+    expected = rng.standard_normal((3, 4))
+    assert compare_arrays("pytorch", "dw", expected, expected * (1 + 1e-6), 1000).verdict == FAIL
+    assert compare_arrays("pytorch", "dw", expected, expected * (1 + 4 * EPS), 1).verdict == PASS
+
+
+def test_shape_nan_scalar_and_empty_comparisons():
+    c = compare_arrays("pytorch", "dx", np.zeros((2, 3)), np.zeros((3, 2)), 1)
+    assert c.verdict == FAIL and c.error == math.inf and "shape (3, 2) where (2, 3) was expected" in c.note
+    c = compare_arrays("pytorch", "dx", np.ones(3), np.array([1.0, np.nan, 1.0]), 1)
+    assert c.verdict == FAIL and c.error == math.inf and c.worst_index == (1,)
+    c = compare_arrays("pytorch", "dx", np.ones(3), np.array([1.0, 1.0, -np.inf]), 1)
+    assert c.verdict == FAIL and c.worst_index == (2,)
+    c = compare_arrays("pytorch", "forward", np.array(3.0), np.array(3.0), 1)
+    assert c.verdict == PASS and c.worst_index == () and c.expected == c.got == 3.0
+    assert compare_arrays("pytorch", "forward", np.array(3.0), np.array(3.5), 1).verdict == FAIL
+    c = compare_arrays("pytorch", "dx", np.zeros((0, 2)), np.zeros((0, 2)), 1)
+    assert c.verdict == PASS and c.error == 0.0
+
+
+def test_an_exact_comparison_that_cannot_decide_fails_with_no_verdict_possible():
+    """bfloat16: 8 eps K > 1/2 from K = 9 on (policy 7)."""
+    x = np.ones(4)
+    assert compare_arrays("pytorch", "dx", x, x, 8, "bfloat16").verdict == PASS
+    c = compare_arrays("pytorch", "dx", x, x, 9, "bfloat16")
+    assert c.verdict == FAIL and "no verdict possible at bfloat16" in c.note and c.error == math.inf
+    assert not tolerance.too_coarse(0.5, 1.0) and tolerance.too_coarse(0.5 + 1e-12, 1.0)
+    assert tolerance.too_coarse(1e-300, 0.0)          # a zero scale: any positive tolerance decides nothing
+
+
+def test_ratio_of_error_to_tolerance():
+    c = Comparison("o", "dx", PASS, 1.0, 0.1, 4.0)
+    assert c.ratio == 0.25
+    assert Comparison("o", "dx", PASS, 0.0, 0.0, 0.0).ratio == 0.0
+    assert Comparison("o", "dx", FAIL, 1.0, 1.0, 0.0).ratio == math.inf
+
+
+# ---- tolerance policy 2: finite differences ---------------------------------------------------------------------
+
+
+def test_fd_and_adjoint_tolerance_formulas():
+    assert tolerance.fd_tolerance(1e-9, 2e-9, 3.0) == pytest.approx(10 * 3e-9 + 1e-8 * 3.0, rel=1e-15)
+    assert tolerance.adjoint_tolerance(2.0) == pytest.approx(2e-12, rel=1e-15)
+    assert tolerance.adjoint_tolerance(2.0, "float32") == pytest.approx(2e-12 * 2.0**29, rel=1e-15)
+    assert tolerance.FD_STEP == 1e-3 and tolerance.FD_STENCIL_REACH == 4e-3 and tolerance.KINK_CLEARANCE == 8e-3
+    assert tolerance.MARGIN > 2 * tolerance.FD_STENCIL_REACH     # generated inputs sit beyond the stencil's reach
+
+
+def test_richardson_weights():
+    """D6 = (16 D4(h) - D4(2h)) / 15 with D4(h) = (4 D(h) - D(2h)) / 3, D(kh) = (phi(kh) - phi(-kh)) / 2kh."""
+    w = finite_diff.D6_WEIGHTS
+    assert set(w) == {1, 2, 4}
+    assert w[1] == pytest.approx(32 / 45, rel=1e-15) and w[2] == pytest.approx(-1 / 9, rel=1e-15)
+    assert w[4] == pytest.approx(1 / 360, rel=1e-15)
+    assert finite_diff.D6_NOISE == pytest.approx(2 * (32 / 45 + 1 / 9 + 1 / 360), rel=1e-15)
+
+
+def _phi(t):
+    """phi'(0) = 3; D(h) = 3 + 7 h^2 + 11 h^4, so D4 = 3 - 44 h^4 and D6 = 3 exactly (up to rounding)."""
+    return 0.5 + 3 * t + 2 * t**2 + 7 * t**3 + 11 * t**5 + t**6
+
+
+def directional(claimed, scale=3.0, abs_output_dot=0.0, kink_reason="", dtype="float64", phi=_phi, h=1e-3):
+    return finite_diff.directional_check(phi, phi(0.0), claimed, scale, abs_output_dot, h, 5, "dx", kink_reason,
+                                         dtype)
+
+
+def test_finite_differences_estimate_the_derivative_to_order_h6():
+    c = directional(3.0)
+    assert c.verdict == PASS and c.oracle == "finite differences" and c.quantity == "dx"
+    assert abs(c.expected - 3.0) < 1e-12 and c.got == 3.0
+    # tolerance: 10 * (|D4 - D6| + rounding) + 1e-8 * scale, with |D4 - D6| = 44 h^4 and no rounding term here
+    assert c.tolerance == pytest.approx(10 * 44e-12 + 3e-8, rel=1e-3)
+    assert "truncation estimate 4.4e-11" in c.note
+
+
+def test_finite_differences_resolve_1e_8_and_catch_1e_6():
+    assert directional(3.0 * (1 + 1e-6)).verdict == FAIL
+    assert directional(3.0 * (1 + 5e-9)).verdict == PASS
+    assert directional(3.0 * (1 + 2e-8)).verdict == FAIL
+    assert directional(-3.0).verdict == FAIL                              # a sign flip
+    # the scale is the larger of the claimed |g v| sum and |D6|: a tiny claimed scale does not shrink it
+    assert directional(3.0 * (1 + 5e-9), scale=1e-6).verdict == PASS
+
+
+def test_rounding_of_the_forward_widens_the_finite_difference_tolerance():
+    quiet, noisy = directional(3.0), directional(3.0, abs_output_dot=1e3)
+    rounding = finite_diff.D6_NOISE * EPS * 5 * 1e3 / 1e-3            # eps K sum|dy||y| / h, amplified
+    assert noisy.tolerance - quiet.tolerance == pytest.approx(10 * rounding, rel=1e-6)
+    na = directional(3.0, abs_output_dot=1e3, dtype="float16")        # float16 rounding / h swamps the derivative
+    assert na.verdict == NA and "not applicable" in na.note
+
+
+def test_a_kink_inside_the_stencil_is_reported_not_judged():
+    kinked = lambda t: abs(t - 5e-4) + 2 * t                       # noqa: E731  kink at t = h / 2
+    c = directional(2.0, phi=kinked)
+    assert c.verdict == KINK and "not smooth" in c.note
+    smooth_curved = lambda t: math.exp(3 * t)                      # noqa: E731  one-sided jumps double with h
+    assert directional(3.0, phi=smooth_curved).verdict == PASS
+    c = directional(3.0, kink_reason="the input lies 1e-4 from a kink")
+    assert c.verdict == KINK and "the input lies 1e-4 from a kink" in c.note
+
+
+def test_check_argument_and_elementwise_gradient_of_a_square():
+    x = np.array([[1.0, -2.0, 0.5]])
+    arrays = {"x": x, "c": np.array(3.0)}
+
+    def forward(a):
+        return a["x"] ** 2 * a["c"]
+
+    dy = np.array([[1.0, 2.0, -1.0]])
+    grad = 6 * x * dy                                                 # d/dx sum dy c x^2 = 2 c x dy
+    v = np.array([[1.0, -0.5, 0.75]])
+    c = finite_diff.check_argument(forward, arrays, "x", grad, dy, forward(arrays), v, 1)
+    assert c.verdict == PASS and c.quantity == "dx" and c.expected == pytest.approx(np.sum(grad * v), rel=1e-12)
+    assert finite_diff.check_argument(forward, arrays, "x", grad * (1 + 1e-6), dy, forward(arrays), v,
+                                      1).verdict == FAIL
+    out = finite_diff.fd_gradient(forward, arrays, "x", dy, grad)
+    np.testing.assert_allclose(out.estimate, grad, rtol=1e-12)
+    assert set(out.elements) == {(0, 0), (0, 1), (0, 2)} and all(e.passed for e in out.elements.values())
+    wrong = grad.copy()
+    wrong[0, 1] *= 1 + 1e-6
+    elements = finite_diff.fd_gradient(forward, arrays, "x", dy, wrong).elements
+    assert [k for k, e in elements.items() if not e.passed] == [(0, 1)]
+    assert finite_diff.fd_gradient(forward, arrays, "x", dy).elements == {}       # nothing claimed, nothing judged
+
+
+def test_directions_are_aligned_with_the_gradient_and_bounded():
+    rng = np.random.default_rng(0)
+    g = np.array([3.0, -1e-9, 0.0, np.nan, -4.0] * 40)
+    v = finite_diff.direction_for(g, rng)
+    assert np.all((np.abs(v) >= 0.5) & (np.abs(v) <= 1.0))
+    known = np.isfinite(g) & (g != 0)
+    assert np.all(np.sign(v[known]) == np.sign(g[known]))
+    assert {1.0, -1.0} <= set(np.sign(v[~known]))                     # random signs where g says nothing
+    u = finite_diff.direction_for(np.ones(200), rng, aligned=False)
+    assert np.all((np.abs(u) >= 0.5) & (np.abs(u) <= 1.0)) and {1.0, -1.0} == set(np.sign(u))
+
+
+# ---- tolerance policy 3: the adjoint test -----------------------------------------------------------------------
+
+
+def test_dot_product_test_values():
+    Au, v, u, ATv = np.array([3.0, 4.0]), np.array([1.0, 0.0]), np.array([0.0, 2.0]), np.array([6.0, 1.5])
+    lhs, rhs, err, scale = dot_product_test(Au, v, u, ATv)
+    assert (lhs, rhs, err) == (3.0, 3.0, 0.0)
+    assert scale == pytest.approx(5.0 * 1.0 + 2.0 * math.hypot(6.0, 1.5), rel=1e-15)
+    assert dot_product_test(np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2))[3] == tolerance.TINY
+
+
+def test_adjoint_bound_is_1e_12_of_the_cauchy_schwarz_scale():
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((20, 12))
+    u, v = rng.standard_normal(12), rng.standard_normal(20)
+    c = check_pair("dw", A @ u, v, u, A.T @ v)
+    assert c.verdict == PASS and c.oracle == "adjoint" and c.quantity == "dw"
+    assert c.expected == pytest.approx(float(v @ A @ u), rel=1e-12) and "<A u, v>" in c.note
+    scale = np.linalg.norm(A @ u) * np.linalg.norm(v) + np.linalg.norm(u) * np.linalg.norm(A.T @ v)
+    assert c.tolerance == pytest.approx(1e-12 * scale, rel=1e-12)
+    # an error at 1e-10 of the transpose fails; one of 1e-14 passes
+    assert check_pair("dw", A @ u, v, u, A.T @ v + 1e-10 * np.abs(A.T @ v)).verdict == FAIL
+    assert check_pair("dw", A @ u, v, u, A.T @ v * (1 + 1e-14)).verdict == PASS
+    assert check_pair("dw", A @ u, v, u, A.T @ v, note="mine").note == "mine"
+    assert check_pair("dw", A @ u, v, u, A.T @ v, dtype="float16").verdict == NA
+
+
+def test_adjoint_step_keeps_piecewise_linear_pieces():
+    relu = get_spec("relu")
+    case = relu.make_case({"N": 1, "K": 3, "offset": 0.0}, seed=0)
+    u = np.array([[0.5, -1.0, 0.75]])
+    assert step_for(get_spec("dense"), "x", get_spec("dense").make_case({"N": 1, "m": 1, "n": 1}, 0), u) == 1.0
+    t = step_for(relu, "x", case, u)
+    reach = min(tolerance.ADJOINT_PIECEWISE_REACH, float(np.min(np.abs(case.arrays["x"]))) * 0.25)
+    assert t == 2.0 ** math.floor(math.log2(reach))                 # the largest power of two within reach
+    on_kink = relu.make_case({"N": 1, "K": 3, "offset": 0.0}, seed=0)
+    on_kink.arrays["x"][0, 1] = 0.0
+    assert step_for(relu, "x", on_kink, u) == 0.0
+    assert step_for(relu, "x", case, np.zeros((1, 3))) == 0.0
+
+
+# ---- the oracles on one case ------------------------------------------------------------------------------------
+
+CONV = get_spec("conv2d")
+CONV_CONFIG = {"N": 1, "C_in": 2, "C_out": 2, "H": 4, "W": 5, "kh": 2, "kw": 3, "sh": 1, "sw": 2, "ph": 0, "pw": 1,
+               "dilh": 1, "dilw": 1}
+
+
+def scaled(spec, index, factor, what="backward"):
+    """The reference with one gradient (or the forward) multiplied by factor."""
+    def forward(*arrays, **hyper):
+        y = spec.reference.forward(*arrays, **hyper)
+        return y * factor if what == "forward" else y
+
+    def backward(dy, *arrays, **hyper):
+        grads = list(spec.reference.backward(dy, *arrays, **hyper))
+        if what == "backward":
+            grads[index] = grads[index] * factor
+        return tuple(grads)
+    return Implementation(f"{spec.name} {what} {index} * {factor}", forward, backward)
+
+
+def by_oracle(result):
+    out = {}
+    for c in result.comparisons:
+        out.setdefault(c.oracle, {})[c.quantity] = c.verdict
+    return out
+
+
+def test_every_oracle_passes_a_right_implementation_and_names_each_quantity():
+    case = CONV.make_case(CONV_CONFIG, seed=3)
+    plugin = Implementation("copy of the reference", CONV.reference.forward, CONV.reference.backward)
+    verdicts = by_oracle(check_case(CONV, plugin, case))
+    everything = {"forward": PASS, "dx": PASS, "dw": PASS, "db": PASS}
+    assert verdicts == {"pytorch": everything, "reference": everything, "sparse matrix": everything,
+                        "finite differences": {"dx": PASS, "dw": PASS, "db": PASS},
+                        "adjoint": {"dx": PASS, "dw": PASS, "db": PASS}}
+    # the reference is never compared with itself
+    assert "reference" not in by_oracle(check_case(CONV, CONV.reference, case))
+
+
+@pytest.mark.parametrize("index, quantity", [(0, "dx"), (1, "dw"), (2, "db")])
+def test_every_oracle_catches_a_gradient_wrong_by_1e_6(index, quantity):
+    case = CONV.make_case(CONV_CONFIG, seed=4)
+    verdicts = by_oracle(check_case(CONV, scaled(CONV, index, 1 + 1e-6), case))
+    for oracle in ("pytorch", "reference", "sparse matrix", "finite differences", "adjoint"):
+        assert verdicts[oracle][quantity] == FAIL, oracle
+        assert all(v == PASS for q, v in verdicts[oracle].items() if q != quantity), oracle
+
+
+def test_exact_oracles_catch_a_forward_wrong_by_1e_6_and_finite_differences_judge_the_gradient():
+    case = CONV.make_case(CONV_CONFIG, seed=5)
+    verdicts = by_oracle(check_case(CONV, scaled(CONV, 0, 1 + 1e-6, "forward"), case))
+    for oracle in ("pytorch", "reference", "sparse matrix"):
+        assert verdicts[oracle] == {"forward": FAIL, "dx": PASS, "dw": PASS, "db": PASS}
+
+
+def test_the_gradient_of_a_nonlinear_op_is_judged_against_autograd_and_differences():
+    spec = get_spec("sigmoid")
+    case = spec.make_case({"N": 2, "K": 3, "offset": 0.0}, seed=1)
+    assert by_oracle(check_case(spec, scaled(spec, 0, 1 + 1e-6), case)) == {
+        "pytorch": {"forward": PASS, "dx": FAIL}, "reference": {"forward": PASS, "dx": FAIL},
+        "finite differences": {"dx": FAIL}}
+    assert check_case(spec, Implementation("copy", spec.reference.forward, spec.reference.backward), case).passed
+
+
+def test_a_case_closer_to_a_kink_than_the_stencil_gets_a_kink_verdict():
+    relu = get_spec("relu")
+    case = relu.make_case({"N": 1, "K": 3, "offset": 0.0}, seed=0)
+    case.arrays["x"][0, 0] = 1e-3                                   # within KINK_CLEARANCE of 0
+    result = check_case(relu, relu.reference, case, oracles=("finite differences",))
+    (c,) = result.comparisons
+    assert c.verdict == KINK and "closer than the stencil's reach" in c.note
+    far = relu.make_case({"N": 1, "K": 3, "offset": 0.0}, seed=0)
+    assert check_case(relu, relu.reference, far, oracles=("finite differences",)).comparisons[0].verdict == PASS
+
+
+def test_a_forward_that_is_not_affine_in_a_linear_argument_fails_the_adjoint_test():
+    dense = get_spec("dense")
+    case = dense.make_case({"N": 2, "m": 3, "n": 2}, seed=0)
+
+    def forward(x, W, b):
+        return dense.reference.forward(x, W, b) + 1e-3 * np.sum(x**2)
+
+    result = check_case(dense, Implementation("curved dense", forward, dense.reference.backward), case,
+                        oracles=("adjoint",))
+    verdicts = {c.quantity: c for c in result.comparisons}
+    assert verdicts["dx"].verdict == FAIL and "not affine in x" in verdicts["dx"].note
+    assert verdicts["dW"].verdict == PASS and verdicts["db"].verdict == PASS
