@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from . import tolerance
+from . import calls, tolerance
 from .compare import FAIL, KINK, NA, PASS, Comparison
 from .finite_diff import direction_for
 from .spec import Case, Implementation, OpSpec, kink_distance, ordered_arrays, quantity_label
@@ -93,8 +93,6 @@ def step_for(spec: OpSpec, name: str, case: Case, u: np.ndarray) -> float:
 def _backward_at(spec: OpSpec, impl: Implementation, case: Case, v: np.ndarray, name: str) -> np.ndarray:
     """A^T v: the implementation's gradient of ``name`` for upstream gradient v, with the guards of
     ``cnn_gradcheck.calls`` (a call that raises, a wrong shape, NaN: an ImplementationError naming op and configuration)."""
-    from . import calls  # calls imports the oracles; imported here to keep the import graph acyclic
-
     arrays = [np.array(a, copy=True) for a in ordered_arrays(spec, case.arrays)]
     role = "backward (adjoint test, called with dy = v)"
     try:

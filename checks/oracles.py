@@ -13,8 +13,7 @@ backward are evaluated once per case (``Evaluation``) and shared by every oracle
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,17 +21,8 @@ import torch
 from . import finite_diff, tolerance
 from .adjoint import adjoint_oracle
 from .compare import Comparison, compare_arrays
+from .evaluation import Evaluation  # noqa: F401 -- re-exported: the record every oracle reads
 from .spec import Case, Implementation, OpSpec, as_grad_dict, derived, kink_distance, ordered_arrays, quantity_label
-
-
-@dataclass
-class Evaluation:
-    """The implementation's outputs for one case, computed once."""
-
-    y: np.ndarray
-    grads: dict[str, np.ndarray]
-    forward: Callable[[Mapping[str, np.ndarray]], np.ndarray]  # arrays -> y, for finite differences
-    dtype: str = "float64"
 
 
 def torch_outputs(spec: OpSpec, case: Case, absolute: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
