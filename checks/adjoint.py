@@ -49,10 +49,7 @@ from .spec import Case, Implementation, OpSpec, kink_distance, ordered_arrays, q
 ORACLE = "adjoint"
 
 
-def _norm(a) -> float:
-    """Euclidean norm without BLAS (np.linalg.norm wakes BLAS threads: ~20 ms per call on 1e4 elements here)."""
-    a = np.asarray(a, dtype=np.float64)
-    return float(np.sqrt(np.sum(a * a)))
+_norm = tolerance._norm2  # Euclidean norm without BLAS
 
 
 def dot_product_test(Au, v, u, ATv) -> tuple[float, float, float, float]:
@@ -139,7 +136,7 @@ def _check_argument(spec, impl, case, evaluation, name, rng) -> Comparison:
     y0 = np.asarray(evaluation.y, dtype=np.float64)
     curvature = abs(float(np.sum((y_plus + y_minus - 2 * y0) * v)))
     # a lower-precision plug-in's outputs carry its rounding: the second difference is then judged at that level
-    limit = max(tolerance.AFFINE_SECOND_DIFFERENCE, tolerance.adjoint_tolerance(1.0, evaluation.dtype))
+    limit = tolerance.affine_limit(evaluation.dtype)
     if curvature > limit * max(_norm(Ad) * _norm(v), tolerance.TINY):
         if name in spec.piecewise_linear_args:
             comparison.verdict = KINK
