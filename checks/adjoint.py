@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from . import tolerance
+from . import calls, tolerance
 from .compare import FAIL, KINK, NA, PASS, Comparison
 from .finite_diff import direction_for
 from .spec import Case, Implementation, OpSpec, kink_distance, ordered_arrays, quantity_label
@@ -49,10 +49,7 @@ from .spec import Case, Implementation, OpSpec, kink_distance, ordered_arrays, q
 ORACLE = "adjoint"
 
 
-def _norm(a) -> float:
-    """Euclidean norm without BLAS (np.linalg.norm wakes BLAS threads: ~20 ms per call on 1e4 elements here)."""
-    a = np.asarray(a, dtype=np.float64)
-    return float(np.sqrt(np.sum(a * a)))
+_norm = tolerance._norm2  # Euclidean norm without BLAS
 
 
 def dot_product_test(Au, v, u, ATv) -> tuple[float, float, float, float]:
@@ -93,8 +90,6 @@ def step_for(spec: OpSpec, name: str, case: Case, u: np.ndarray) -> float:
 def _backward_at(spec: OpSpec, impl: Implementation, case: Case, v: np.ndarray, name: str) -> np.ndarray:
     """A^T v: the implementation's gradient of ``name`` for upstream gradient v, with the guards of
     ``cnn_gradcheck.calls`` (a call that raises, a wrong shape, NaN: an ImplementationError naming op and configuration)."""
-    from . import calls  # calls imports the oracles; imported here to keep the import graph acyclic
-
     arrays = [np.array(a, copy=True) for a in ordered_arrays(spec, case.arrays)]
     role = "backward (adjoint test, called with dy = v)"
     try:
@@ -141,7 +136,7 @@ def _check_argument(spec, impl, case, evaluation, name, rng) -> Comparison:
     y0 = np.asarray(evaluation.y, dtype=np.float64)
     curvature = abs(float(np.sum((y_plus + y_minus - 2 * y0) * v)))
     # a lower-precision plug-in's outputs carry its rounding: the second difference is then judged at that level
-    limit = max(tolerance.AFFINE_SECOND_DIFFERENCE, tolerance.adjoint_tolerance(1.0, evaluation.dtype))
+    limit = tolerance.affine_limit(evaluation.dtype)
     if curvature > limit * max(_norm(Ad) * _norm(v), tolerance.TINY):
         if name in spec.piecewise_linear_args:
             comparison.verdict = KINK

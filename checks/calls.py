@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .oracles import Evaluation
+from .evaluation import Evaluation
 from .spec import Case, Implementation, OpSpec, ordered_arrays, quantity_label
 from . import tolerance
 

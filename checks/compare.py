@@ -45,14 +45,15 @@ class Comparison:
 
 
 def compare_arrays(oracle: str, quantity: str, expected, got, reduction_length: int, dtype="float64",
-                   magnitude=None) -> Comparison:
-    """Element-wise comparison of two exact computations under the rounding policy (tolerance policy 1)."""
+                   magnitude=None, estimate: tolerance.Estimate | None = None) -> Comparison:
+    """Element-wise comparison of two exact computations under the rounding policy (tolerance policy 1: the terms'
+    ``magnitude`` and the oracle's rounding ``estimate``, both from the oracle's side)."""
     expected = np.asarray(expected, dtype=np.float64)
     got_arr = np.asarray(got, dtype=np.float64)
     if expected.shape != got_arr.shape:
         return Comparison(oracle, quantity, FAIL, np.inf, np.inf, 0.0,
                           note=f"shape {got_arr.shape} where {expected.shape} was expected")
-    tol = tolerance.rounding_tolerance(expected, reduction_length, dtype, magnitude)
+    tol = tolerance.rounding_tolerance(expected, reduction_length, dtype, magnitude, estimate)
     if expected.size == 0:
         return Comparison(oracle, quantity, PASS, 0.0, 0.0, tol)
     relative_bound = tolerance.rounding_relative(reduction_length, dtype)

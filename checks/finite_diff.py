@@ -61,12 +61,12 @@ def direction_for(grad: np.ndarray, rng: np.random.Generator, aligned: bool = Tr
 
 
 def directional_check(phi: Callable[[float], float], phi0: float, claimed: float, scale: float,
-                      abs_output_dot: float, h: float, reduction_length: int, quantity: str,
-                      kink_reason: str = "", dtype: str = "float64") -> Comparison:
+                      noise: float, h: float, quantity: str, kink_reason: str = "",
+                      dtype: str = "float64") -> Comparison:
     """Compare a claimed directional derivative with finite differences of phi (one scalar per evaluation).
 
-    scale: sum_i |g_i v_i| (the claimed derivative without cancellation); abs_output_dot: sum_i |dy_i| |y_i|,
-    the magnitude whose rounding the differences amplify.
+    scale: sum_i |g_i v_i| (the claimed derivative without cancellation); noise: the rounding noise of one
+    evaluation of phi (``tolerance.output_noise``), which the differences amplify by 1/h.
     """
     values = {k: (phi(k * h), phi(-k * h)) for k in (1, 2, 4)}
     d = {k: (p - m) / (2 * k * h) for k, (p, m) in values.items()}
@@ -75,12 +75,13 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
     d6 = (16 * d4_h - d4_2h) / 15
     scale = max(scale, abs(d6), tolerance.TINY)
     truncation = abs(d4_h - d6)
-    rounding = D6_NOISE * tolerance.eps_of(dtype) * max(reduction_length, 1) * abs_output_dot / h
-    tol = tolerance.fd_tolerance(truncation, rounding, scale)
+    tol = tolerance.fd_tolerance(truncation, noise, D6_NOISE, h, scale)
     err = abs(claimed - d6)
 
-    # one-sided jumps at h, 2h, 4h: about h*phi'' (doubling) when smooth, O(1) and not doubling at a kink
+    # one-sided jumps at h, 2h, 4h: about h*phi'' (doubling) when smooth, O(1) and not doubling at a kink; the
+    # forward's own rounding moves them by up to tolerance.jump_noise (policy 6), which is not a kink
     jumps = [(values[k][0] - 2 * phi0 + values[k][1]) / (k * h) for k in (1, 2, 4)]
+    rounding = tolerance.jump_noise(noise, h)
     significant = abs(jumps[2]) > tolerance.KINK_JUMP * scale + rounding
     doubling = all(abs(jumps[i + 1] - 2 * jumps[i]) <= tolerance.KINK_DOUBLING_BAND * abs(jumps[i + 1]) + rounding
                    for i in range(2))
@@ -105,8 +106,10 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
 def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
                    name: str, grad: np.ndarray, dy: np.ndarray, y0: np.ndarray, direction: np.ndarray,
                    reduction_length: int, kink_reason: str = "", dtype: str = "float64",
-                   magnitude=None) -> Comparison:
-    """Directional finite-difference check of the gradient of one argument."""
+                   magnitude=None, forward_error=None) -> Comparison:
+    """Directional finite-difference check of the gradient of one argument. ``magnitude``: the sizes of the
+    forward's summed terms; ``forward_error``: the forward's rounding measured on a float32 evaluation (both from
+    the oracle's side, policy 2's noise in ``tolerance.output_noise``)."""
     x = np.asarray(arrays[name], dtype=np.float64)
     h = tolerance.FD_STEP
     dy = np.asarray(dy, dtype=np.float64)
@@ -119,11 +122,11 @@ def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], ar
     grad = np.asarray(grad, dtype=np.float64)
     claimed = float(np.sum(grad * direction))
     scale = float(np.sum(np.abs(grad * direction)))
-    # the forward's rounding is relative to the magnitude of its summed terms (tolerance policy 6), not to |y|
-    size = np.abs(y0) if magnitude is None else np.maximum(np.abs(y0), np.abs(magnitude))
-    abs_output_dot = float(np.sum(np.abs(dy) * size))
-    return directional_check(phi, float(np.sum(dy * y0)), claimed, scale, abs_output_dot, h, reduction_length,
-                             f"d{name}", kink_reason, dtype)
+    # the moved input is stored at the plug-in's precision at every step: |g| (|x| + reach |v|) per element
+    reach = np.abs(x) + tolerance.FD_STENCIL_REACH * np.abs(direction)
+    sensitivity = float(np.sqrt(np.sum((grad * reach) ** 2)))
+    noise = tolerance.output_noise(dy, y0, reduction_length, dtype, magnitude, forward_error, sensitivity)
+    return directional_check(phi, float(np.sum(dy * y0)), claimed, scale, noise, h, f"d{name}", kink_reason, dtype)
 
 
 @dataclass
@@ -139,7 +142,7 @@ class ElementwiseGradient:
 def fd_gradient(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
                 name: str, dy: np.ndarray, claimed: np.ndarray | None = None, *, y0: np.ndarray | None = None,
                 reduction_length: int = 1, kink_reason: str = "", dtype: str = "float64",
-                magnitude=None) -> ElementwiseGradient:
+                magnitude=None, forward_error=None) -> ElementwiseGradient:
     """The full vector-Jacobian product dy^T J by finite differences, one unit direction e_i per element
     (6 forward calls per element: only for small inputs, whole-network checks and locating a failure). Each
     element is check_argument along e_i, so the Richardson, truncation, rounding and kink logic is the
@@ -153,7 +156,7 @@ def fd_gradient(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], array
         unit = np.zeros_like(x)
         unit[index] = 1.0
         c = check_argument(forward, arrays, name, claimed, dy, y0, unit, reduction_length, kink_reason, dtype,
-                           magnitude)
+                           magnitude, forward_error)
         out.estimate[index] = c.expected
         if judged:
             out.elements[tuple(int(i) for i in index)] = c

@@ -13,8 +13,7 @@ backward are evaluated once per case (``Evaluation``) and shared by every oracle
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,33 +21,38 @@ import torch
 from . import finite_diff, tolerance
 from .adjoint import adjoint_oracle
 from .compare import Comparison, compare_arrays
+from .evaluation import Evaluation  # noqa: F401 -- re-exported: the record every oracle reads
 from .spec import Case, Implementation, OpSpec, as_grad_dict, derived, kink_distance, ordered_arrays, quantity_label
 
 
-@dataclass
-class Evaluation:
-    """The implementation's outputs for one case, computed once."""
-
-    y: np.ndarray
-    grads: dict[str, np.ndarray]
-    forward: Callable[[Mapping[str, np.ndarray]], np.ndarray]  # arrays -> y, for finite differences
-    dtype: str = "float64"
-
-
-def torch_outputs(spec: OpSpec, case: Case, absolute: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Forward and autograd gradients of the torch version of the op, in float64. ``absolute``: on |arrays| with
-    upstream gradient |dy|, the magnitude of the terms behind each element (tolerance policy 1)."""
-    lift = np.abs if absolute else np.asarray
-    tensors = {name: torch.tensor(lift(np.asarray(a, dtype=np.float64)), dtype=torch.float64,
+def torch_outputs(spec: OpSpec, case: Case, absolute: bool = False, dtype: torch.dtype = torch.float64,
+                  jitter: np.random.Generator | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Forward and autograd gradients of the torch version of the op (float64 numpy arrays back). ``absolute``: on
+    |arrays| with upstream gradient |dy|, the magnitude of the terms behind each element (tolerance policy 1a);
+    ``dtype``: the precision the inputs are stored and the op computed in (float32: policy 1b's noise probe);
+    ``jitter``: each input and dy moved by a random relative amount below eps(float32) before it is stored, so
+    that another rounding realisation is drawn."""
+    def lift(a):
+        a = np.abs(a) if absolute else np.asarray(a, dtype=np.float64)
+        if jitter is not None:
+            a = a * (1 + tolerance.eps_of(tolerance.PROBE_DTYPE) * jitter.uniform(-1, 1, size=np.shape(a)))
+        return a
+    tensors = {name: torch.tensor(lift(np.asarray(a, dtype=np.float64)), dtype=dtype,
                                   requires_grad=name in spec.differentiable)
                for name, a in case.arrays.items()}
     y = spec.torch_forward(*[tensors[n] for n in spec.arg_names], **spec.hyper(case.config))
     inputs = [tensors[n] for n in spec.differentiable]
-    grads = torch.autograd.grad(y, inputs, grad_outputs=torch.tensor(lift(case.dy), dtype=torch.float64),
+    grads = torch.autograd.grad(y, inputs, grad_outputs=torch.tensor(lift(case.dy), dtype=y.dtype),
                                 allow_unused=True)
-    return (y.detach().numpy(),
-            {n: (g.numpy() if g is not None else np.zeros_like(case.arrays[n]))
+    return (y.detach().to(torch.float64).numpy(),
+            {n: (g.detach().to(torch.float64).numpy() if g is not None else np.zeros_like(case.arrays[n]))
              for n, g in zip(spec.differentiable, grads)})
+
+
+def torch_reference(spec: OpSpec, case: Case) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The float64 torch forward and gradients of the case, computed once (the pytorch oracle and the rounding
+    estimates share them)."""
+    return derived(spec, case, "torch float64", lambda: torch_outputs(spec, case))
 
 
 def magnitudes(spec: OpSpec, case: Case) -> dict[str, np.ndarray]:
@@ -65,19 +69,56 @@ def _magnitudes(spec: OpSpec, case: Case) -> dict[str, np.ndarray]:
     return out
 
 
+def rounding_estimates(spec: OpSpec, case: Case) -> dict[str, object]:
+    """quantity label -> ``tolerance.Estimate`` (policy 1b, 1c), plus "forward error": the float32 evaluation's
+    error vector y32 - y64 (policy 2's measured noise); computed once per case.
+
+    The second evaluation is the torch op with the inputs and dy stored in float32: the inputs move by their
+    float32 rounding (at most eps |x|) and every operation rounds at float32, so q32 - q64 shows the noise the op
+    carries at this point -- cancellation inside it included -- without a declared formula. Scaled by
+    eps(dtype) / eps(float32) it estimates the noise at the plug-in's precision. The floor of the forward is the
+    inputs' own rounding carried through it to first order, sum_i |g_i| |x_i| / sum_j |dy_j| with g = dy^T J
+    from the float64 gradients (exactly sum_i |dL/dx_i| |x_i| for a loss): never 0 unless the output is locally
+    constant (softmax cross-entropy of one class)."""
+    return derived(spec, case, "rounding estimates", lambda: _rounding_estimates(spec, case))
+
+
+def _rounding_estimates(spec: OpSpec, case: Case) -> dict[str, object]:
+    y64, g64 = torch_reference(spec, case)
+    rng = np.random.default_rng(case.seed ^ 0x0F32)
+    probes = []
+    for sample in range(tolerance.PROBE_SAMPLES):
+        try:
+            probes.append(torch_outputs(spec, case, dtype=torch.float32, jitter=rng if sample else None))
+        except Exception:  # noqa: BLE001 -- an op torch cannot compute in float32: the other terms of policy 1 remain
+            break
+    per_dy = max(float(np.sum(np.abs(case.dy))), tolerance.TINY)
+    floor = sum(float(np.sum(np.abs(g64[n] * np.asarray(case.arrays[n], dtype=np.float64))))
+                for n in spec.differentiable) / per_dy
+    out: dict[str, object] = {
+        "forward": tolerance.Estimate(max((tolerance.measured_noise(y64, y) for y, _ in probes), default=0.0), floor),
+        "forward error": np.asarray(probes[0][0], dtype=np.float64) - y64 if probes else None}
+    for n in spec.differentiable:
+        out[quantity_label(n)] = tolerance.Estimate(max((tolerance.measured_noise(g64[n], g[n]) for _, g in probes),
+                                                        default=0.0))
+    return out
+
+
 def _compare_outputs(oracle: str, spec: OpSpec, case: Case, evaluation: Evaluation, y, grads) -> list[Comparison]:
     k = spec.reduction_length(case.config)
     m = magnitudes(spec, case)
-    out = [compare_arrays(oracle, "forward", y, evaluation.y, k, evaluation.dtype, m.get("forward"))]
+    e = rounding_estimates(spec, case)
+    out = [compare_arrays(oracle, "forward", y, evaluation.y, k, evaluation.dtype, m.get("forward"),
+                          e["forward"])]
     for name in spec.differentiable:
         label = quantity_label(name)
         out.append(compare_arrays(oracle, label, grads[name], evaluation.grads[name], k, evaluation.dtype,
-                                  m.get(label)))
+                                  m.get(label), e[label]))
     return out
 
 
 def pytorch_oracle(spec: OpSpec, impl: Implementation, case: Case, evaluation: Evaluation) -> list[Comparison]:
-    y, grads = torch_outputs(spec, case)
+    y, grads = torch_reference(spec, case)
     return _compare_outputs("pytorch", spec, case, evaluation, y, grads)
 
 
@@ -128,7 +169,8 @@ def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
         v = finite_diff.direction_for(grad, rng)
         out.append(finite_diff.check_argument(evaluation.forward, case.arrays, name, grad, case.dy, evaluation.y,
                                               v, spec.reduction_length(case.config), reason,
-                                              evaluation.dtype, _low_precision_magnitude(spec, case, evaluation)))
+                                              evaluation.dtype, _low_precision_magnitude(spec, case, evaluation),
+                                              rounding_estimates(spec, case)["forward error"]))
     return out
 
 

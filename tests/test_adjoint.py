@@ -194,3 +194,15 @@ def test_a_kink_within_reach_is_reported_as_a_kink_not_a_failure():
     on = _relu_spec(lambda c, rng: np.array([1.0, 0.0, -1.0, 2.0, -2.0, 0.5]))
     assert [c.verdict for c in check_case(on, on.reference, on.make_case({"n": 6}, 0),
                                           oracles=("adjoint",)).comparisons] == [KINK]
+
+
+def test_calling_user_code_does_not_import_the_oracles():
+    """Stage 3 (calls) builds the Evaluation record without importing stage 4 (oracles, the adjoint test): the one
+    import cycle adjoint -> calls -> oracles -> adjoint is gone (the record lives in cnn_gradcheck.evaluation)."""
+    import subprocess
+    import sys
+    code = ("import sys, cnn_gradcheck.calls as c, cnn_gradcheck.evaluation as e; "
+            "assert c.Evaluation is e.Evaluation; "
+            "print(sorted(m for m in sys.modules if m in ('cnn_gradcheck.oracles', 'cnn_gradcheck.adjoint')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
