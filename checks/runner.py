@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from . import report
 from .calls import evaluate
 from .compare import FAIL, KINK, Comparison
@@ -33,17 +35,77 @@ class NotDifferentiableHere(AssertionError):
         super().__init__(report.kink_report(result))
 
 
-def essential_verdict(error: BaseException):
-    """The harness's own verdict (a failure, a kink, a misbehaving implementation) inside whatever Hypothesis wrapped
-    it in (flaky-failure or exception groups when several examples failed differently); None if there is none."""
+def verdicts(error: BaseException) -> list[BaseException]:
+    """Every harness verdict (a failure, a kink, a misbehaving implementation) inside whatever Hypothesis wrapped
+    them in (flaky-failure or exception groups when several examples failed differently), in the order found."""
     from .calls import ImplementationError
     if isinstance(error, (ImplementationError, GradientCheckFailure, NotDifferentiableHere)):
-        return error
-    for inner in getattr(error, "exceptions", ()) or ():
-        found = essential_verdict(inner)
-        if found is not None:
-            return found
-    return None
+        return [error]
+    return [v for inner in getattr(error, "exceptions", ()) or () for v in verdicts(inner)]
+
+
+def verdict_case(verdict: BaseException) -> Case | None:
+    """The case a verdict was found on: a wrong value carries its result; a misbehaviour its ``case`` attribute
+    (set where the property catches it)."""
+    result = getattr(verdict, "result", None)
+    return result.case if result is not None else getattr(verdict, "case", None)
+
+
+def case_size(case: Case | None) -> tuple:
+    """How big a failing case is: total input elements, then the configuration's values in order (smaller is a
+    better report); an unknown case sorts last."""
+    if case is None:
+        return (float("inf"),)
+    flat = []
+    for v in case.config.values():
+        flat.extend(v if isinstance(v, tuple) else (v,))
+    return (sum(int(np.size(a)) for a in case.arrays.values()),
+            tuple(float(v) for v in flat if isinstance(v, (int, float, np.integer, np.floating))))
+
+
+def verdict_kind(verdict: BaseException) -> str:
+    """What kind of failure a verdict is, in a few words: the wrong quantities, or the misbehaviour's problem."""
+    result = getattr(verdict, "result", None)
+    if isinstance(verdict, GradientCheckFailure):
+        wrong = sorted({c.quantity for c in result.failures}, key=lambda q: (q != "forward", q))
+        return f"{', '.join(wrong)} wrong"
+    if isinstance(verdict, NotDifferentiableHere):
+        return "not differentiable at the input"
+    return getattr(verdict, "problem", type(verdict).__name__)
+
+
+def smallest_verdict(error: BaseException) -> tuple[BaseException | None, list[BaseException]]:
+    """The verdict on the smallest failing case (``case_size``) among all Hypothesis found, and one verdict per
+    other distinct kind of failure (``verdict_kind``), smallest first: Hypothesis shrinks each kind separately and
+    raises them together, in an order that is not by size."""
+    found = sorted(verdicts(error), key=lambda v: case_size(verdict_case(v)))
+    if not found:
+        return None, []
+    chosen, others, kinds = found[0], [], {verdict_kind(found[0])}
+    for v in found[1:]:
+        if verdict_kind(v) not in kinds:
+            kinds.add(verdict_kind(v))
+            others.append(v)
+    return chosen, others
+
+
+def essential_verdict(error: BaseException):
+    """The harness's own verdict inside whatever Hypothesis wrapped it in: the one on the smallest case when there
+    are several; None if there is none."""
+    return smallest_verdict(error)[0]
+
+
+def other_kinds_lines(others: list[BaseException]) -> list[str]:
+    """One line per other distinct kind of failure found in the same run (each shrunk on its own)."""
+    if not others:
+        return []
+    lines = ["  other kinds of failure found in the same run (each shrunk separately):"]
+    for v in others:
+        case = verdict_case(v)
+        detail = (getattr(v, "detail", "") or "").split("\n")[0]
+        lines.append(f"    - {verdict_kind(v)}" + (f": {detail}" if detail else "")
+                     + (f" at {case.describe()}" if case is not None else ""))
+    return lines
 
 
 @dataclass
