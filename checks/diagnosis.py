@@ -395,6 +395,8 @@ class Diagnosis:
         return self.fits[0].mistake.name if self.fits else ""
 
     def describe(self) -> str:
+        if not self.fits and self.note.startswith("nothing to diagnose"):
+            return f"diagnosis {self.quantity}: {self.note}"
         if not self.fits:
             return f"diagnosis {self.quantity}: no catalogued mistake fits{'; ' + self.note if self.note else ''}"
         best = self.fits[0]
@@ -483,6 +485,7 @@ def _recomputed(result) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def diagnose_result(result) -> list[Diagnosis]:
     """A diagnosis for every failing quantity of a CaseResult."""
     from .oracles import magnitudes
+    from .report import true_op_agrees
 
     wrong = []
     for c in result.failures:
@@ -497,6 +500,11 @@ def diagnose_result(result) -> list[Diagnosis]:
     recomputed = None
     out = []
     for quantity in wrong:
+        if true_op_agrees(result, quantity):
+            out.append(Diagnosis(quantity, note="nothing to diagnose: it equals the true op's gradient "
+                                                "(pytorch/reference agree); only oracles that differentiate the "
+                                                "implementation's own forward disagree"))
+            continue
         pair = _arrays_for(result, quantity)
         if pair is None:
             if recomputed is None:

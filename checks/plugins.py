@@ -21,7 +21,8 @@ from .calls import ImplementationError
 from .coverage import PluginReport
 from .layouts import PluginOptionError
 from .options import check_axes, check_limits, op_spec
-from .runner import CaseResult, check_case, essential_verdict, other_kinds_lines, smallest_verdict
+from .runner import (CaseResult, check_case, essential_verdict, other_kinds_lines, prefer_real_windows,
+                     smallest_verdict)
 from .spec import Case, OpSpec
 
 __all__ = ["check_plugin", "replay", "PluginCheckFailure", "PrecisionNote", "plugin", "function_pair", "layer_object",
@@ -91,6 +92,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
         verdict, others = smallest_verdict(error)
         if verdict is None:
             raise
+        verdict = prefer_real_windows(verdict, fixed, oracles)
         case, layout = _failing_case(verdict, last)
         text = "\n".join([report.failure(verdict), *other_kinds_lines(others)])
         if case is not None:

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 from hypothesis import Phase, given, settings as hyp_settings
 
 from .calls import ImplementationError
-from .runner import CaseResult, check_case, other_kinds_lines, smallest_verdict
+from .runner import CaseResult, check_case, other_kinds_lines, prefer_real_windows, smallest_verdict
 from .spec import Case, Implementation, OpSpec
 
 
@@ -32,6 +32,7 @@ def check_op(spec: OpSpec, impl: Implementation, *, fixed: Mapping[str, Any] | N
         test()
     except Exception as error:
         chosen, others = smallest_verdict(error)
+        chosen = chosen if chosen is None else prefer_real_windows(chosen, fixed, oracles)
         if chosen is None or (chosen is error and not others):
             raise
         for line in other_kinds_lines(others):  # the other kinds Hypothesis found, one line each

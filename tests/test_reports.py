@@ -72,3 +72,81 @@ def test_check_plugin_reports_the_smallest_failure_and_lists_the_other():
     head, _, rest = text.partition("other kinds of failure")
     assert "wrong output shape" in head.splitlines()[0] and "C_in=1, C_out=2" in head
     assert "- dx wrong at conv2d(N=1, C_in=2, C_out=2" in rest
+
+
+# ------------------------------------------------------------------------------------------ part 2: misleading verdicts
+
+def _scaled_forward(factor_y, factor_grads):
+    from cnn_gradcheck.spec import Implementation
+    return Implementation(f"forward x{factor_y}, backward x{factor_grads}",
+                          lambda *a, **h: factor_y * REF.forward(*a, **h),
+                          lambda *a, **h: tuple(factor_grads * g for g in REF.backward(*a, **h)))
+
+
+def test_wrong_forward_with_a_right_backward_says_the_backward_matches_the_true_op():
+    from cnn_gradcheck.report import failure_report
+    result = check_case(CONV, _scaled_forward(2, 1), CONV.make_case(conv(), 0))
+    text = failure_report(result)
+    assert "db, dw, dx match the TRUE op's gradient" in text
+    assert text.splitlines()[0] == ("conv2d: forward wrong in forward x2, backward x1 "
+                                    "(db, dw, dx disagree only with its own forward)")
+    assert "got = 1 " not in text and "diagnosis forward: scaled by a constant: got = 2" in text
+    assert "diagnosis dx: nothing to diagnose: it equals the true op's gradient" in text
+
+
+def test_wrong_forward_with_a_consistent_backward_says_it_matches_the_own_forward():
+    from cnn_gradcheck.report import failure_report
+    text = failure_report(check_case(CONV, _scaled_forward(2, 2), CONV.make_case(conv(), 0)))
+    assert "db, dw, dx match the implementation's OWN forward" in text
+    assert "TRUE op's gradient" not in text
+
+
+def test_a_derivative_exactly_zero_gets_absolute_figures():
+    from cnn_gradcheck.report import failure_report
+    from cnn_gradcheck.spec import Implementation
+    relu = get_spec("relu")
+    passthrough = Implementation("relu without its mask", relu.reference.forward, lambda dy, x: dy)
+    case = relu.make_case(dict(N=1, K=1), 2)
+    assert case.arrays["x"].item() < 0  # the true derivative is exactly 0
+    text = failure_report(check_case(relu, passthrough, case))
+    assert "dx vs pytorch: derivative exactly 0: max abs error" in text
+    assert "e+30" not in text and "max rel error" not in text.split("dx vs pytorch")[1].split("\n")[0]
+
+
+def test_absurd_percentages_in_notes_are_written_plainly():
+    from cnn_gradcheck.report import readable
+    assert readable("a tolerance of 123456789012345678% of the derivative's scale") == \
+        "a tolerance of far more than 100% of the derivative's scale"
+    assert readable("up to 50% of the scale") == "up to 50% of the scale"
+
+
+def _dx_times_one_and_a_half(dy, x, w, b, **hyper):
+    dx, dw, db = REF.backward(dy, x, w, b, **hyper)
+    return dx * 1.5, dw, db
+
+
+def test_a_failure_shrunk_onto_padding_only_windows_is_reported_where_every_window_sees_input():
+    from cnn_gradcheck.runner import padding_only_windows, prefer_real_windows
+    from cnn_gradcheck.spec import Implementation
+    impl = Implementation("dx x 1.5", REF.forward, _dx_times_one_and_a_half)
+    padded = conv(H=1, W=1, ph=1, pw=1)
+    assert padding_only_windows(padded) == 4  # rows 0 and 2, columns 0 and 2 read only padding
+    shrunk = check_case(CONV, impl, CONV.make_case(padded, 0))
+    better = prefer_real_windows(GradientCheckFailure(shrunk))
+    assert better.result.case.config["ph"] == 0 and better.result.case.config["pw"] == 0
+    assert better.result.failures
+    # limits that fix the padding are kept
+    assert prefer_real_windows(GradientCheckFailure(shrunk), {"padding": 1}).result is shrunk
+
+
+def test_a_failure_that_needs_padding_only_windows_keeps_them():
+    from cnn_gradcheck.runner import prefer_real_windows
+    from cnn_gradcheck.spec import Implementation
+
+    def db_wrong_with_padding(dy, x, w, b, padding, **hyper):
+        dx, dw, db = REF.backward(dy, x, w, b, padding=padding, **hyper)
+        return dx, dw, db * (2.0 if max(padding) > 0 else 1.0)
+
+    impl = Implementation("db wrong when padded", REF.forward, db_wrong_with_padding)
+    shrunk = check_case(CONV, impl, CONV.make_case(conv(H=1, W=1, ph=1, pw=1), 0))
+    assert prefer_real_windows(GradientCheckFailure(shrunk)).result is shrunk
