@@ -60,6 +60,33 @@ def describe_comparison(c: Comparison) -> str:
     return "; ".join(parts)
 
 
+def relative_resolution(c: Comparison) -> float:
+    """The smallest relative error the comparison could see: its tolerance over the expected values' scale (the
+    largest element; for a directional derivative or an inner product, its own value: a gradient off by a factor
+    1 + e moves it by e of itself)."""
+    # TODO(compare.py): use the Comparison's own resolution field once compare.py records it
+    if c.arrays:
+        scale = float(np.max(np.abs(c.arrays["expected"]), initial=0.0))
+    elif c.expected is not None:
+        scale = abs(c.expected)
+    else:
+        scale = c.error / c.relative if c.relative > 0 and np.isfinite(c.relative) else 0.0
+    return c.tolerance / scale if scale > 0 else np.inf
+
+
+def discrepancy(result, quantity: str) -> float:
+    """The relative error the failing oracles found in ``quantity`` (the largest finite one; 0 if none)."""
+    found = [c.relative for c in result.failures if c.quantity == quantity and np.isfinite(c.relative)]
+    return max(found, default=0.0)
+
+
+def cannot_resolve(result, c: Comparison) -> bool:
+    """A passing oracle whose tolerance is above the discrepancy that the failing oracles found in the same
+    quantity: it could not have seen it, so its pass is no agreement."""
+    found = discrepancy(result, c.quantity)
+    return found > 0 and relative_resolution(c) >= found
+
+
 def true_op_agrees(result, quantity: str) -> bool:
     """Every oracle of the TRUE op that judged ``quantity`` passed it (at least one did)."""
     true = [c for c in result.comparisons if c.quantity == quantity and c.verdict != NA
@@ -147,7 +174,14 @@ def failure_report(result) -> str:
             if table:
                 lines.append(f"  worst elements of {c.quantity} (expected: {c.oracle}):")
                 lines += table
-    passed = sorted({f"{c.quantity} ({c.oracle})" for c in result.comparisons if c.passed})
+    unresolved = [c for c in result.comparisons if c.passed and cannot_resolve(result, c)]
+    if unresolved:
+        dtype = getattr(result, "dtype", "float64")
+        lines.append(f"  cannot resolve this at {dtype} (tolerance above the discrepancy found): "
+                     + ", ".join(f"{c.quantity} ({c.oracle}, tolerance {relative_resolution(c):.1e} relative)"
+                                 for c in unresolved))
+    passed = sorted({f"{c.quantity} ({c.oracle})" for c in result.comparisons
+                     if c.passed and not any(c is u for u in unresolved)})
     if passed:
         lines.append(f"  agreed: {', '.join(passed)}")
     lines += not_applicable_lines(result)

@@ -163,6 +163,7 @@ class CaseResult:
     impl: Implementation
     case: Case
     comparisons: list[Comparison] = field(default_factory=list)
+    dtype: str = "float64"  # the precision the implementation computed in (its tolerances' epsilon)
 
     @property
     def failures(self) -> list[Comparison]:
@@ -188,7 +189,7 @@ class CaseResult:
 def check_case(spec: OpSpec, impl: Implementation, case: Case, oracles=None) -> CaseResult:
     """All oracles (or the named ones) on one case; the implementation is evaluated once and shared."""
     evaluation = evaluate(spec, impl, case)
-    result = CaseResult(spec, impl, case)
+    result = CaseResult(spec, impl, case, dtype=evaluation.dtype)
     for name, oracle in ORACLES.items():
         if oracles is None or name in oracles:
             result.comparisons.extend(oracle(spec, impl, case, evaluation))

@@ -52,7 +52,7 @@ def test_smallest_of_several_failures_is_chosen_and_the_other_kinds_listed():
     bigger = check_case(CONV, impl, CONV.make_case(conv(C_in=3, C_out=2, H=3, W=3), 0))
     assert big.failures and bigger.failures
     small_case = CONV.make_case(conv(C_out=2, kh=2, H=2, W=1), 0)
-    shape_error = ImplementationError("wrong output shape", "the gradient dw has shape (2, 1, 1, 1)")
+    shape_error = ImplementationError("wrong gradient shape", "the gradient dw has shape (2, 1, 1, 1)")
     shape_error.case = small_case
     # Hypothesis's order (the bigger value failures first) is not the order by size
     chosen, others = smallest_verdict(_Group([GradientCheckFailure(bigger), GradientCheckFailure(big),
@@ -70,7 +70,7 @@ def test_check_plugin_reports_the_smallest_failure_and_lists_the_other():
                      settings=settings(max_examples=60, deadline=None, derandomize=True, database=None))
     text = str(failure.value)
     head, _, rest = text.partition("other kinds of failure")
-    assert "wrong output shape" in head.splitlines()[0] and "C_in=1, C_out=2" in head
+    assert "wrong gradient shape" in head.splitlines()[0] and "C_in=1, C_out=2" in head
     assert "- dx wrong at conv2d(N=1, C_in=2, C_out=2" in rest
 
 
@@ -150,3 +150,81 @@ def test_a_failure_that_needs_padding_only_windows_keeps_them():
     impl = Implementation("db wrong when padded", REF.forward, db_wrong_with_padding)
     shrunk = check_case(CONV, impl, CONV.make_case(conv(H=1, W=1, ph=1, pw=1), 0))
     assert prefer_real_windows(GradientCheckFailure(shrunk)).result is shrunk
+
+
+# --------------------------------------------------------------------------- part 3: claims only what was measured
+
+def test_an_oracle_too_coarse_for_the_discrepancy_is_not_listed_as_agreeing():
+    """float32 dense with dW 1.001x the true one: pytorch sees it; finite differences and the adjoint test at
+    float32 have tolerances above 1e-3 of the value they compare, so they cannot resolve it."""
+    from cnn_gradcheck.report import failure_report
+    from cnn_gradcheck.spec import Implementation
+    dense = get_spec("dense")
+
+    def forward(*arrays, **hyper):
+        return dense.reference.forward(*arrays, **hyper).astype(np.float32)
+
+    def backward(*arrays, **hyper):
+        dx, dW, db = dense.reference.backward(*arrays, **hyper)
+        return tuple(g.astype(np.float32) for g in (dx, dW * 1.001, db))
+
+    result = check_case(dense, Implementation("dense float32", forward, backward),
+                        dense.make_case(dict(N=2, m=3, n=3), 0))
+    text = failure_report(result)
+    assert {c.oracle for c in result.failures} == {"pytorch", "reference"}
+    unresolved = [line for line in text.splitlines() if "cannot resolve this at float32" in line]
+    assert len(unresolved) == 1 and "dW (finite differences" in unresolved[0] and "dW (adjoint" in unresolved[0]
+    agreed = [line for line in text.splitlines() if line.strip().startswith("agreed:")][0]
+    assert "dW" not in agreed and "dx (finite differences)" in agreed
+
+
+def _writes_into(*names):
+    def backward(dy, x, w, b, **hyper):
+        grads = REF.backward(dy, x, w, b, **hyper)
+        for name in names:
+            {"x": x, "w": w, "dy": dy}[name].reshape(-1)[0] += 1.0
+        return grads
+    return backward
+
+
+def test_a_backward_writing_into_several_inputs_names_each():
+    from cnn_gradcheck.spec import Implementation
+    impl = Implementation("writes into x, w and dy", REF.forward, _writes_into("x", "w", "dy"))
+    with pytest.raises(ImplementationError) as raised:
+        check_case(CONV, impl, CONV.make_case(conv(), 0))
+    message = str(raised.value)
+    assert "input mutated in place" in message
+    for name in ("argument x", "argument w", "argument dy (the upstream gradient)"):
+        assert name in message
+
+
+def test_several_wrong_gradient_shapes_are_each_named_as_gradients():
+    def backward(dy, x, w, b, **hyper):
+        dx, dw, db = REF.backward(dy, x, w, b, **hyper)
+        return dx, dw[..., :1], db[None]
+    with pytest.raises(PluginCheckFailure) as failure:
+        check_plugin("conv2d", plugin(REF.forward, backward), limits={"kw": 2},
+                     settings=settings(max_examples=3, deadline=None, derandomize=True, database=None))
+    message = str(failure.value)
+    assert "wrong gradient shapes" in message and "wrong output shape" not in message
+    assert "the gradient dw has shape (1, 1, 1, 1); (1, 1, 1, 2) was expected (the shape of w)" in message
+    assert "the gradient db has shape (1, 1); (1,) was expected (the shape of b)" in message
+
+
+def _helper_that_raises(x):
+    raise ValueError("unsupported layout")
+
+
+def _forward_calling_a_helper(x, w, b, **hyper):
+    return _helper_that_raises(x)
+
+
+def test_an_exception_report_shows_the_users_frames_down_to_the_raise():
+    with pytest.raises(PluginCheckFailure) as failure:
+        check_plugin("conv2d", plugin(_forward_calling_a_helper, REF.backward),
+                     settings=settings(max_examples=2, deadline=None, derandomize=True, database=None))
+    message = str(failure.value)
+    assert "in _helper_that_raises)" in message  # the innermost line, as before
+    chain = message.split("your code, from the function the harness called down to the raise:")[1].splitlines()
+    assert "in _forward_calling_a_helper: return _helper_that_raises(x)" in chain[1]
+    assert 'in _helper_that_raises: raise ValueError("unsupported layout")' in chain[2]
