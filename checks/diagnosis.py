@@ -275,7 +275,8 @@ def _masked_dy(ctx: Context, axis: int, what: str) -> Iterable[Candidate]:
     for (keep, detail), candidate in zip(subsets, ctx.recompute_many(masks)):
         # a quantity that does not sum over this axis (an element-wise op, dx over the batch) only loses slices:
         # that is not "part of the sum", and the op has no such sum to cut short
-        if candidate is not None and np.all((candidate == ctx.expected) | (candidate == 0)):
+        if (candidate is not None and candidate.shape == ctx.expected.shape
+                and np.all((candidate == ctx.expected) | (candidate == 0))):
             return
         yield detail, candidate
 
