@@ -66,8 +66,7 @@ class Plugin:
             before = {n: backend.snapshot(a) for n, a in given.items()}
             with _deterministic_torch(backend):
                 result = adapter(*args)  # the adapters run user code through calls.call_user
-            for n, a in given.items():
-                calls.unchanged(n, before[n], a, role)
+            calls.unchanged_all([(n, before[n], a) for n, a in given.items()], role)
             return result
 
         def forward(*arrays, **hyper):

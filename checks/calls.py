@@ -57,20 +57,31 @@ class ImplementationError(AssertionError):
 
 # ---------------------------------------------------------------------------------------------- calling user code
 
-def _user_frame(tb) -> str:
-    """The innermost frame of the traceback that lies outside the harness and the libraries it calls through (numpy,
-    torch, hypothesis: their package folders); a user's own package installed in site-packages keeps its frames."""
+def _user_frames(tb) -> list:
+    """The frames of the traceback that lie outside the harness and the libraries it calls through (numpy, torch,
+    hypothesis: their package folders), outermost first; a user's own package in site-packages keeps its frames."""
     import sys
     skipped = [_HARNESS_DIR + os.sep] + [os.path.dirname(os.path.abspath(sys.modules[m].__file__)) + os.sep
                                          for m in ("numpy", "torch", "hypothesis")
                                          if getattr(sys.modules.get(m), "__file__", None)]
-    frames = [f for f in traceback.extract_tb(tb)
-              if not f.filename.startswith("<")
-              and not any(os.path.abspath(f.filename).startswith(folder) for folder in skipped)]
+    return [f for f in traceback.extract_tb(tb)
+            if not f.filename.startswith("<")
+            and not any(os.path.abspath(f.filename).startswith(folder) for folder in skipped)]
+
+
+def _user_frame(tb) -> str:
+    """Where user code raised: the innermost user frame, and when the raise is deeper than the function the harness
+    called, every user frame from that function down to the raise (one line each, with its source line)."""
+    frames = _user_frames(tb)
     if not frames:
         return ""
     f = frames[-1]
-    return f" (raised at {os.path.relpath(f.filename)}:{f.lineno} in {f.name})"
+    text = f" (raised at {os.path.relpath(f.filename)}:{f.lineno} in {f.name})"
+    if len(frames) > 1:
+        text += "\nyour code, from the function the harness called down to the raise:" + "".join(
+            f"\n  {os.path.relpath(g.filename)}:{g.lineno} in {g.name}" + (f": {g.line.strip()}" if g.line else "")
+            for g in frames)
+    return text
 
 
 def _name(fn: Callable) -> str:
@@ -167,16 +178,28 @@ def check_finite(array: np.ndarray, what: str, hint: str = "") -> None:
                                   f"the first at {list(first)}: {array[first]}{hint}")
 
 
-def unchanged(name: str, before: Any, after: Any, role: str) -> None:
-    """An input (or the upstream gradient) must hold the same values after the call as before."""
+def _mutation(name: str, before: Any, after: Any, role: str) -> str:
+    """'' if an argument holds the same values after the call as before, else a sentence saying how many changed."""
     a, b = ((before, after) if isinstance(before, np.ndarray) and isinstance(after, np.ndarray)
             else (to_float64(before, name)[0], to_float64(after, name)[0]))
-    if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
-        changed = int(np.sum((a != b) & ~(np.isnan(a) & np.isnan(b)))) if a.shape == b.shape else a.size
+    if a.shape == b.shape and np.array_equal(a, b, equal_nan=True):
+        return ""
+    changed = int(np.sum((a != b) & ~(np.isnan(a) & np.isnan(b)))) if a.shape == b.shape else a.size
+    return f"{role} changed {changed} element(s) of its argument {name}"
+
+
+def unchanged(name: str, before: Any, after: Any, role: str) -> None:
+    """An input (or the upstream gradient) must hold the same values after the call as before."""
+    unchanged_all([(name, before, after)], role)
+
+
+def unchanged_all(arguments: Sequence[tuple], role: str) -> None:
+    """Every (name, before, after[, role]) must be unchanged; one error names every mutated argument."""
+    found = [m for m in (_mutation(a[0], a[1], a[2], a[3] if len(a) > 3 else role) for a in arguments) if m]
+    if found:
         raise ImplementationError("input mutated in place",
-                                  f"{role} changed {changed} element(s) of its argument {name} "
-                                  f"(compared with a copy taken before the call); an implementation must not "
-                                  f"write into its inputs or the upstream gradient")
+                                  "; ".join(found) + " (compared with copies taken before the call); an "
+                                  "implementation must not write into its inputs or the upstream gradient")
 
 
 def gradient_tuple(spec: OpSpec, grads: Any, role: str = "backward") -> dict[str, Any]:
@@ -224,16 +247,20 @@ def _run(spec: OpSpec, impl: Implementation, case: Case, hint: str):
     check_shape(y, spec.output_shape(case.config), "the forward output y", hint)
     check_finite(y, "the forward output y", hint)
     raw = call_user(impl.backward, [dy, *ordered_arrays(spec, arrays)], hyper, "backward")
-    grads, precisions = {}, [y_precision]
+    grads, precisions, shapes = {}, [y_precision], []
     for name, g in gradient_tuple(spec, raw).items():
         what = f"the gradient {quantity_label(name)}"
         grads[name], p = to_float64(g, what)
         precisions.append(p)
-        check_shape(grads[name], case.arrays[name].shape, what, f" (the shape of {name}){hint}")
-        check_finite(grads[name], what, hint)
-    for name in spec.arg_names:
-        unchanged(name, case.arrays[name], arrays[name], "forward or backward")
-    unchanged("dy (the upstream gradient)", case.dy, dy, "backward")
+        if tuple(grads[name].shape) != tuple(case.arrays[name].shape):  # every wrong gradient, not the first only
+            shapes.append(f"{what} has shape {tuple(grads[name].shape)}; {tuple(case.arrays[name].shape)} was "
+                          f"expected (the shape of {name})")
+    if shapes:
+        raise ImplementationError("wrong gradient shape" + ("s" if len(shapes) > 1 else ""), "\n".join(shapes) + hint)
+    for name in grads:
+        check_finite(grads[name], f"the gradient {quantity_label(name)}", hint)
+    unchanged_all([*((name, case.arrays[name], arrays[name]) for name in spec.arg_names),
+                   ("dy (the upstream gradient)", case.dy, dy, "backward")], "forward or backward")
     return y, grads, precisions
 
 

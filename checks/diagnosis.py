@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
+import torch
 
 from . import tolerance
 from .spec import Case, OpSpec, as_grad_dict, ordered_arrays, quantity_label
@@ -38,6 +39,8 @@ class Context:
     expected: np.ndarray
     got: np.ndarray
     magnitude: np.ndarray | None = None
+    dtype: str = "float64"  # the implementation's precision: the tolerance of a fit
+    _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def arg(self) -> str | None:
@@ -50,24 +53,74 @@ class Context:
 
     def recompute(self, dy=None, arrays: Mapping[str, np.ndarray] | None = None,
                   hyper: Mapping[str, Any] | None = None) -> np.ndarray | None:
-        """This quantity from the spec's reference with some ingredients replaced; None if that raises."""
+        """This quantity of the true op (torch, vectorised: never the loop reference) with some ingredients
+        replaced; None if that raises. A dy smaller than the changed op's output (stride 1 instead of 2) is
+        placed at its start, as a loop over dy's own indices would; a larger one cannot be placed."""
+        return self.recompute_many([dy], arrays, hyper)[0]
+
+    def recompute_many(self, dys, arrays: Mapping[str, np.ndarray] | None = None,
+                       hyper: Mapping[str, Any] | None = None) -> list[np.ndarray | None]:
+        """recompute for several upstream gradients (None: the case's), one forward graph shared by all."""
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                tensors, y = self._graph(arrays, hyper)
+                if self.quantity == "forward":
+                    return [y.detach().numpy().astype(np.float64) for _ in dys]
+                target = tensors[self.arg]
+                if len(dys) > 8:  # many upstream gradients (one per dy element): one batched backward (vmap)
+                    placed = [_place(self.case.dy if dy is None else np.asarray(dy, dtype=np.float64),
+                                     tuple(y.shape)) for dy in dys]
+                    if all(p is not None for p in placed):
+                        try:
+                            (g,) = torch.autograd.grad(y, target, grad_outputs=torch.from_numpy(np.stack(placed)),
+                                                       retain_graph=True, is_grads_batched=True)
+                            return list(g.numpy().astype(np.float64))
+                        except Exception:  # noqa: BLE001 -- an op vmap cannot batch: one backward each below
+                            pass
+                out = []
+                for dy in dys:
+                    placed = _place(self.case.dy if dy is None else np.asarray(dy, dtype=np.float64), tuple(y.shape))
+                    if placed is None:
+                        out.append(None)
+                        continue
+                    (g,) = torch.autograd.grad(y, target, grad_outputs=torch.from_numpy(placed), retain_graph=True,
+                                               allow_unused=True)
+                    out.append(np.zeros(target.shape) if g is None else g.numpy().astype(np.float64))
+                return out
+        except Exception:  # noqa: BLE001 -- a configuration this variant cannot run is simply not a candidate
+            return [None for _ in dys]
+
+    def _graph(self, arrays, hyper):
+        """(tensors, y) of the torch op at the case's arrays with some replaced; the unchanged graph is kept."""
+        key = None if arrays or hyper else "case"
+        if key is not None and self._cache.get(key) is not None:
+            return self._cache[key]
         changed = dict(self.case.arrays)
         changed.update(arrays or {})
         h = self.hyper
         h.update(hyper or {})
-        ordered = ordered_arrays(self.spec, changed)
-        try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                if self.quantity == "forward":
-                    out = self.spec.reference.forward(*ordered, **h)
-                else:
-                    grads = as_grad_dict(self.spec, self.spec.reference.backward(
-                        self.case.dy if dy is None else dy, *ordered, **h))
-                    out = grads[self.arg]
-        except Exception:  # noqa: BLE001 -- a configuration this variant cannot run is simply not a candidate
-            return None
-        return np.asarray(out, dtype=np.float64)
+        tensors = {n: torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float64,
+                                   requires_grad=n == self.arg) for n, a in changed.items()}
+        y = self.spec.torch_forward(*[tensors[n] for n in self.spec.arg_names], **h)
+        if key is not None:
+            self._cache[key] = (tensors, y)
+        return tensors, y
+
+    def forward_value(self) -> np.ndarray:
+        """y of the true op at the case (for derivatives written in terms of the output)."""
+        return self._graph(None, None)[1].detach().numpy().astype(np.float64)
+
+
+def _place(dy: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """dy at the start of a zero array of ``shape`` (None if it does not fit)."""
+    if dy.shape == shape:
+        return dy
+    if dy.ndim != len(shape) or any(a > b for a, b in zip(dy.shape, shape)):
+        return None
+    out = np.zeros(shape)
+    out[tuple(slice(0, n) for n in dy.shape)] = dy
+    return out
 
 
 Candidate = tuple[str, np.ndarray]  # (what exactly was wrong, the array the mistake would produce)
@@ -200,20 +253,32 @@ def _padding(ctx: Context) -> Iterable[Candidate]:
     yield from _padding_cropped_wrong(ctx)
 
 
+#: above this many samples/channels only the usual subsets are tried (one, the first k, all but one: ends and middle)
+MASK_LIMIT = 16
+
+
 def _masked_dy(ctx: Context, axis: int, what: str) -> Iterable[Candidate]:
     dy = ctx.case.dy
     if dy.ndim <= axis or dy.shape[axis] < 2:
         return
     n = dy.shape[axis]
-    subsets = [((i,), f"{what} {i} only") for i in range(n)]
-    subsets += [(tuple(range(k)), f"{what}s 0..{k - 1} only") for k in range(2, n)]
-    subsets += [(tuple(i for i in range(n) if i != skip), f"all {what}s but {skip}") for skip in range(n)
-                if n > 2]
-    for keep, detail in subsets:
+    ends = range(n) if n <= MASK_LIMIT else (0, n - 1)
+    subsets = [((i,), f"{what} {i} only") for i in ends]
+    subsets += [(tuple(range(k)), f"{what}s 0..{k - 1} only")
+                for k in (range(2, n) if n <= MASK_LIMIT else (2, n // 2, n - 1))]
+    subsets += [(tuple(i for i in range(n) if i != skip), f"all {what}s but {skip}") for skip in ends if n > 2]
+    masks = []
+    for keep, _ in subsets:
         mask_shape = [1] * dy.ndim
         mask_shape[axis] = n
-        mask = np.isin(np.arange(n), keep).reshape(mask_shape)
-        yield detail, ctx.recompute(dy=dy * mask)
+        masks.append(dy * np.isin(np.arange(n), keep).reshape(mask_shape))
+    for (keep, detail), candidate in zip(subsets, ctx.recompute_many(masks)):
+        # a quantity that does not sum over this axis (an element-wise op, dx over the batch) only loses slices:
+        # that is not "part of the sum", and the op has no such sum to cut short
+        if (candidate is not None and candidate.shape == ctx.expected.shape
+                and np.all((candidate == ctx.expected) | (candidate == 0))):
+            return
+        yield detail, candidate
 
 
 def _part_of_batch(ctx: Context) -> Iterable[Candidate]:
@@ -244,11 +309,13 @@ def _overwritten(ctx: Context) -> Iterable[Candidate]:
     dy = ctx.case.dy
     if dy.ndim == 0 or dy.size > OVERWRITE_LIMIT:
         return
-    out = np.zeros_like(ctx.expected)
+    ones = []
     for index in np.ndindex(dy.shape):
         one = np.zeros_like(dy)
         one[index] = dy[index]
-        part = ctx.recompute(dy=one)
+        ones.append(one)
+    out = np.zeros_like(ctx.expected)
+    for part in ctx.recompute_many(ones):  # one batched backward
         if part is None or part.shape != out.shape:
             return
         out = np.where(part != 0, part, out)
@@ -395,6 +462,8 @@ class Diagnosis:
         return self.fits[0].mistake.name if self.fits else ""
 
     def describe(self) -> str:
+        if not self.fits and self.note.startswith("nothing to diagnose"):
+            return f"diagnosis {self.quantity}: {self.note}"
         if not self.fits:
             return f"diagnosis {self.quantity}: no catalogued mistake fits{'; ' + self.note if self.note else ''}"
         best = self.fits[0]
@@ -419,7 +488,7 @@ def _fit(mistake: Mistake, detail: str, candidate: np.ndarray, ctx: Context, k: 
         scale = float(np.sum(candidate * got)) / denominator
     model = scale * candidate
     magnitude = None if ctx.magnitude is None else abs(scale) * np.asarray(ctx.magnitude)
-    tol = tolerance.rounding_tolerance(model, k, "float64", magnitude)
+    tol = tolerance.rounding_tolerance(model, k, ctx.dtype, magnitude)
     # a candidate that equals the true result cannot explain a failure
     if not mistake.fit_scale and np.max(np.abs(candidate - expected), initial=0.0) <= tol:
         return None
@@ -483,6 +552,7 @@ def _recomputed(result) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def diagnose_result(result) -> list[Diagnosis]:
     """A diagnosis for every failing quantity of a CaseResult."""
     from .oracles import magnitudes
+    from .report import true_op_agrees
 
     wrong = []
     for c in result.failures:
@@ -497,6 +567,11 @@ def diagnose_result(result) -> list[Diagnosis]:
     recomputed = None
     out = []
     for quantity in wrong:
+        if true_op_agrees(result, quantity):
+            out.append(Diagnosis(quantity, note="nothing to diagnose: it equals the true op's gradient "
+                                                "(pytorch/reference agree); only oracles that differentiate the "
+                                                "implementation's own forward disagree"))
+            continue
         pair = _arrays_for(result, quantity)
         if pair is None:
             if recomputed is None:
@@ -510,7 +585,8 @@ def diagnose_result(result) -> list[Diagnosis]:
             out.append(Diagnosis(quantity, note="no arrays to compare"))
             continue
         expected, got = (np.asarray(a, dtype=np.float64) for a in pair)
-        out.append(diagnose(Context(result.spec, result.case, quantity, expected, got, mags.get(quantity))))
+        out.append(diagnose(Context(result.spec, result.case, quantity, expected, got, mags.get(quantity),
+                                    getattr(result, "dtype", "float64"))))
     return out
 
 

@@ -21,7 +21,8 @@ from .calls import ImplementationError
 from .coverage import PluginReport
 from .layouts import PluginOptionError
 from .options import check_axes, check_limits, op_spec
-from .runner import CaseResult, check_case, essential_verdict
+from .runner import (CaseResult, check_case, essential_verdict, other_kinds_lines, prefer_real_windows,
+                     smallest_verdict)
 from .spec import Case, OpSpec
 
 __all__ = ["check_plugin", "replay", "PluginCheckFailure", "PrecisionNote", "plugin", "function_pair", "layer_object",
@@ -76,7 +77,9 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
             try:
                 result = check_case(spec, impl, case, oracles)
             except ImplementationError as e:  # raised in an oracle's own call (adjoint, finite differences)
-                raise e.at(spec.name, impl.name, case.describe()) from None
+                error = e.at(spec.name, impl.name, case.describe())
+                error.case, error.layout = case, layout  # to pick the smallest of several failures
+                raise error from None
             report.record(case, layout, result)
             result.raise_for_failures()
 
@@ -86,11 +89,12 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
         body._hypothesis_internal_add_digest = database_key(spec, plug, fixed)
         profiles.check_settings(settings)(test)()
     except Exception as error:
-        verdict = essential_verdict(error)
+        verdict, others = smallest_verdict(error)
         if verdict is None:
             raise
+        verdict = prefer_real_windows(verdict, fixed, oracles)
         case, layout = _failing_case(verdict, last)
-        text = report.failure(verdict)
+        text = "\n".join([report.failure(verdict), *other_kinds_lines(others)])
         if case is not None:
             text += "\n" + reproduction(spec, plug, case, layout, fixed, target, error)
         raise PluginCheckFailure(text) from None
@@ -107,6 +111,8 @@ def _failing_case(verdict: BaseException, last: Mapping[str, Any]):
     result = getattr(verdict, "result", None)
     if result is not None:
         return result.case, getattr(result.impl, "layout", "contiguous")
+    if getattr(verdict, "case", None) is not None:
+        return verdict.case, getattr(verdict, "layout", "contiguous")
     return last.get("case"), last.get("layout", "contiguous")
 
 

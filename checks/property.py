@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 from hypothesis import Phase, given, settings as hyp_settings
 
 from .calls import ImplementationError
-from .runner import CaseResult, check_case
+from .runner import CaseResult, check_case, other_kinds_lines, prefer_real_windows, smallest_verdict
 from .spec import Case, Implementation, OpSpec
 
 
@@ -16,7 +16,11 @@ def check_op(spec: OpSpec, impl: Implementation, *, fixed: Mapping[str, Any] | N
     """Run the property for ``impl`` over ``spec.cases(**fixed)``; raises the shrunk failure's report."""
 
     def body(case: Case) -> None:
-        result = check_case(spec, impl, case, oracles)
+        try:
+            result = check_case(spec, impl, case, oracles)
+        except ImplementationError as error:
+            error.case = case  # to pick the smallest of several failures
+            raise
         if on_case is not None:
             on_case(result)
         result.raise_for_failures()
@@ -24,7 +28,16 @@ def check_op(spec: OpSpec, impl: Implementation, *, fixed: Mapping[str, Any] | N
     test = given(spec.cases(**(fixed or {})))(body)
     if settings is not None:
         test = settings(test)
-    test()
+    try:
+        test()
+    except Exception as error:
+        chosen, others = smallest_verdict(error)
+        chosen = chosen if chosen is None else prefer_real_windows(chosen, fixed, oracles)
+        if chosen is None or (chosen is error and not others):
+            raise
+        for line in other_kinds_lines(others):  # the other kinds Hypothesis found, one line each
+            chosen.add_note(line)
+        raise chosen from None
 
 
 def minimal_failure(spec: OpSpec, impl: Implementation, *, fixed=None, max_examples: int = 200, oracles=None,

@@ -109,7 +109,7 @@ BAD = [
     Bad("wrong output shape", _forward_then(lambda y, x: np.concatenate([y, y], axis=1)),
         ("wrong output shape", "the forward output y has shape (1, 2, 1, 1); (1, 1, 1, 1) was expected")),
     Bad("wrong gradient shape", _backward_then(lambda g, dy: [g[0], g[1].transpose(1, 0, 2, 3)[:, :, :, :1].repeat(
-        2, axis=0), g[2]]), ("wrong output shape", "the gradient dw has shape (2, 1, 1, 1)", "(the shape of w)")),
+        2, axis=0), g[2]]), ("wrong gradient shape", "the gradient dw has shape (2, 1, 1, 1)", "(the shape of w)")),
     Bad("integer output", _forward_then(lambda y, x: np.round(y).astype(np.int64)),
         ("wrong output dtype", "the forward output y has dtype int64")),
     Bad("complex output", _forward_then(lambda y, x: y + 0j), ("wrong output dtype", "complex128")),
