@@ -68,6 +68,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
                                  "y": len(spec.output_shape(probe.config))})
     report = PluginReport(spec, plug, fixed, chosen)
     last: dict = {}
+    explicit_list: list = []
     try:
         precision = calls.evaluate(spec, plug.bind(spec), probe).dtype
         if precision != "float64":
@@ -87,7 +88,8 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
 
         test = given(spec.cases(**fixed), st.sampled_from(chosen))(body)
         # inputs stage: explicit examples first, always (the user's, then every layout and kind of special values)
-        for case, layout in reversed(explicit.explicit_cases(spec, fixed, chosen, examples)):
+        explicit_list = explicit.explicit_cases(spec, fixed, chosen, examples)
+        for case, layout in reversed(explicit_list):
             test = example(case, layout)(test)
         # one example-database key per check (op, implementation, limits): a failure is replayed first next time,
         # and a passing check never erases another check's saved failure
@@ -101,8 +103,9 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
         text = report.failure(verdict)
         if case is not None and case.explicit:  # the user's own arrays: no seed reproduces them
             text += f"\n  (explicit example {case.config['example']} of examples=)"
-        elif case is not None:
-            text += "\n" + reproduction(spec, plug, case, layout, fixed, target, error)
+        elif case is not None:  # an explicit typical case: replay reproduces it; Hypothesis's note repeats its arrays
+            typical = any(case is c for c, _ in explicit_list)
+            text += "\n" + reproduction(spec, plug, case, layout, fixed, target, None if typical else error)
         raise PluginCheckFailure(text) from None
     return report
 
