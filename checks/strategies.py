@@ -112,8 +112,8 @@ def probability_rows(rng: np.random.Generator, shape, floor: float = 1.0) -> np.
 
 #: fixed keys that relate several fields at once (formula rows): corners, which fix single fields, stay out of them
 RELATIONAL = ("stride_vs_kernel", "square")
-#: a drawn case is a corner configuration (or carries special values) when its selector, which shrinks towards 0,
-#: lands in the top third of its range: a share of about 1/3 of the cases each, generic cases first when shrinking
+#: a drawn case is a corner configuration (or carries special values) in a share of about 1/SPECIAL_SHARE of the
+#: cases each; shrinking tries the generic case first
 SPECIAL_SHARE = 3
 
 
@@ -134,9 +134,8 @@ def _selected(draw, options: tuple):
     """One of ``options`` in a share 1/SPECIAL_SHARE of the draws, else None; shrinks towards None."""
     if not options:
         return None
-    n = draw(st.integers(0, SPECIAL_SHARE * len(options) - 1))
-    generic = (SPECIAL_SHARE - 1) * len(options)
-    return options[n - generic] if n >= generic else None
+    # sampled_from draws about uniformly (st.integers favours small values) and shrinks towards the first entry
+    return draw(st.sampled_from((None,) * ((SPECIAL_SHARE - 1) * len(options)) + tuple(options)))
 
 
 @st.composite
