@@ -5,7 +5,8 @@
   in every input layout. At a kink or tie the verdict is the subgradient check's (``cnn_gradcheck.subgradient``).
 - one typical case per kind of special values of the op (generic ones included), and the generic one in every
   other layout the backend supports, so that every run feeds every layout and every kind of special values (exact
-  zeros to a sigmoid, ties to max pooling, unnormalised targets to a loss) at least once, not by chance.
+  zeros to a sigmoid, ties to max pooling, unnormalised targets to a loss) at least once, not by chance; and one
+  case per corner configuration of the op (a kernel as large as the padded input, a stride beyond the kernel...).
 
 The typical configuration has as few axes of length 1 as a few deterministic draws within the limits offer: a layout
 bug (a write into ``mask.reshape(...)``, a copy for non-C-ordered input) needs several axes longer than 1 to show.
@@ -18,7 +19,8 @@ import numpy as np
 
 from .layouts import PluginOptionError
 from .options import _sample
-from .spec import EXAMPLE_KEY, GENERIC, VALUES_KEY, Case, OpSpec
+from .spec import CORNER_KEY, EXAMPLE_KEY, GENERIC, VALUES_KEY, Case, OpSpec
+from .strategies import usable_corners
 
 #: deterministic draws among which the typical configuration is chosen
 DRAWS = 12
@@ -43,11 +45,15 @@ def typical_config(spec: OpSpec, fixed: Mapping[str, Any]) -> dict:
 
 def typical_cases(spec: OpSpec, fixed: Mapping[str, Any], layouts: Sequence[str]) -> list[tuple[Case, str]]:
     """(case, layout) pairs: the typical configuration with each kind of special values (generic first) in the first
-    layout, then the generic case in each other layout: a failure seen only in another layout is the layout's."""
+    layout, then the generic case in each other layout (a failure seen only in another layout is the layout's), then
+    each corner configuration the limits leave (``OpSpec.corners``) in the first layout."""
     config = typical_config(spec, fixed)
     cases = [spec.make_case({**config, **({} if kind == GENERIC else {VALUES_KEY: kind})}, 0)
              for kind in (GENERIC, *spec.special_values)]
-    return [(case, layouts[0]) for case in cases] + [(cases[0], layout) for layout in layouts[1:]]
+    corners = [spec.make_case({**typical_config(spec, {**fixed, **fields}), CORNER_KEY: name}, 0)
+               for name, fields in usable_corners(spec, fixed)]
+    return ([(case, layouts[0]) for case in cases] + [(cases[0], layout) for layout in layouts[1:]]
+            + [(case, layouts[0]) for case in corners])
 
 
 def user_case(spec: OpSpec, example: Mapping[str, Any], index: int) -> Case:
