@@ -11,9 +11,9 @@ import warnings
 from typing import Any, Mapping
 
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
-from . import calls, layouts as layouts_mod, profiles
+from . import calls, explicit, layouts as layouts_mod, profiles
 from .adapters import (as_plugin, autograd_function, function_pair, layer_object, load, plugin, torch_function,
                        torch_module)
 from .binding import HWIO, NHWC, BoundPlugin, Plugin
@@ -39,11 +39,16 @@ class PrecisionNote(UserWarning):
 
 
 def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, Any] | None = None,
-                 layouts=None, settings=None, oracles=None, target: str | None = None) -> PluginReport:
+                 layouts=None, settings=None, oracles=None, target: str | None = None,
+                 examples=None) -> PluginReport:
     """Run the property suite that the references pass on a plug-in: every oracle (forward against the reference
     and torch; gradients against finite differences, torch and the adjoint test), generated configurations within
     the plug-in's limits, inputs in every memory layout, shrinking to the minimal failing configuration.
 
+    examples: explicit examples checked first and always, in every layout: dicts with "config" (a complete
+    configuration, as a failure report prints it) and one array per argument name, optionally "dy"; at a kink or
+    tie they get the subgradient verdict. Every run also checks one typical case per kind of special values of
+    the op, cycling through the layouts (``cnn_gradcheck.explicit``).
     settings: Hypothesis settings for this check (default: cnn_gradcheck.profiles.check_settings: the profile your
     project loaded, else the harness's). target: "module:attribute" the plug-in was loaded from, for the
     reproduction line of a failure report.
@@ -64,6 +69,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
                                  "y": len(spec.output_shape(probe.config))})
     report = PluginReport(spec, plug, fixed, chosen)
     last: dict = {}
+    explicit_list: list = []
     try:
         precision = calls.evaluate(spec, plug.bind(spec), probe).dtype
         if precision != "float64":
@@ -84,6 +90,10 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
             result.raise_for_failures()
 
         test = given(spec.cases(**fixed), st.sampled_from(chosen))(body)
+        # inputs stage: explicit examples first, always (the user's, then every layout and kind of special values)
+        explicit_list = explicit.explicit_cases(spec, fixed, chosen, examples)
+        for case, layout in reversed(explicit_list):
+            test = example(case, layout)(test)
         # one example-database key per check (op, implementation, limits): a failure is replayed first next time,
         # and a passing check never erases another check's saved failure
         body._hypothesis_internal_add_digest = database_key(spec, plug, fixed)
@@ -95,8 +105,11 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
         verdict = prefer_real_windows(verdict, fixed, oracles)
         case, layout = _failing_case(verdict, last)
         text = "\n".join([report.failure(verdict), *other_kinds_lines(others)])
-        if case is not None:
-            text += "\n" + reproduction(spec, plug, case, layout, fixed, target, error)
+        if case is not None and case.explicit:  # the user's own arrays: no seed reproduces them
+            text += f"\n  (explicit example {case.config['example']} of examples=)"
+        elif case is not None:  # an explicit typical case: replay reproduces it; Hypothesis's note repeats its arrays
+            typical = any(case is c for c, _ in explicit_list)
+            text += "\n" + reproduction(spec, plug, case, layout, fixed, target, None if typical else error)
         raise PluginCheckFailure(text) from None
     return report
 

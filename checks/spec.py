@@ -34,6 +34,11 @@ class Implementation:
                    getattr(module, f"{prefix}_forward"), getattr(module, f"{prefix}_backward"))
 
 
+#: configuration keys added by the inputs stage (cnn_gradcheck.strategies.case_configs), present only when not generic
+VALUES_KEY, CORNER_KEY, EXAMPLE_KEY = "values", "corner", "example"
+GENERIC = "generic"
+
+
 @dataclass(frozen=True)
 class Case:
     """One concrete example: a configuration, the arrays it determines, and an upstream gradient."""
@@ -45,6 +50,21 @@ class Case:
     seed: int
     #: quantities derived from the case alone (terms' magnitudes, kink distance), computed once, on first use
     derived: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def values(self) -> str:
+        """The kind of special values placed in this case on purpose ("generic" when none; ``OpSpec.special_values``)."""
+        return self.config.get(VALUES_KEY, GENERIC)
+
+    @property
+    def corner(self) -> str | None:
+        """The name of the corner configuration this case was drawn as (``OpSpec.corners``), or None."""
+        return self.config.get(CORNER_KEY)
+
+    @property
+    def explicit(self) -> bool:
+        """An explicit example given by the user (its arrays are not drawn from the seed)."""
+        return EXAMPLE_KEY in self.config
 
     def describe(self) -> str:
         items = ", ".join(f"{k}={v}" for k, v in self.config.items())
@@ -118,6 +138,21 @@ class OpSpec:
     #: as a correlation with the kernel flipped); each is an oracle of its own, forward and gradients compared
     #: element-wise, so forward formulas get a second witness
     alternatives: Mapping[str, Implementation] = field(default_factory=dict)
+    #: {kind: (config, arrays, rng) -> arrays}: inputs with special values placed on purpose (exact zeros, one
+    #: value repeated, tiny or huge magnitudes, ties), within what the op allows; a share of the drawn cases and one
+    #: explicit example per kind in every plug-in check
+    special_values: Mapping[str, Callable[..., dict]] = field(default_factory=dict)
+    #: the kinds among special_values that sit exactly on a non-differentiable point (ReLU at 0, tied maxima):
+    #: judged by the subgradient check, not by finite differences
+    kink_values: tuple[str, ...] = ()
+    #: (config, arrays, dy, grads) -> {arg name: gradient}: the admissible gradient (an element of the
+    #: subdifferential: the argmax routed to one of the tied cells, ReLU'(0) one value in {0, 1}) nearest to the one
+    #: returned; compared under tolerance policy 1
+    subgradient: Callable[..., dict] | None = None
+    #: ((name, partial config), ...): corner configurations drawn on purpose in a share of the cases (every tap in
+    #: padding, a kernel as large as the padded input, ...); the partial config fixes fields (values or strategies)
+    #: within the op's validity rules
+    corners: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     @property
     def differentiable(self) -> tuple[str, ...]:
@@ -128,11 +163,16 @@ class OpSpec:
         rng = np.random.default_rng(seed)
         arrays = self.make_arrays(config, rng)
         dy = rng.standard_normal(self.output_shape(config))
+        kind = config.get(VALUES_KEY, GENERIC)
+        if kind != GENERIC:  # special values on purpose, from their own stream: generic cases stay as they were
+            arrays = dict(self.special_values[kind](config, arrays, np.random.default_rng([seed, 0x5BEC])))
         return Case(self.name, dict(config), arrays, np.asarray(dy, dtype=np.float64), seed)
 
     def cases(self, **fixed) -> st.SearchStrategy:
-        """Strategy of cases; shrinks the configuration first, then the seed towards 0."""
-        return st.builds(self.make_case, self.configs(**fixed), st.integers(0, 2**32 - 1))
+        """Strategy of cases; shrinks the configuration first, then the seed towards 0. A share of the cases are
+        corner configurations or carry special values (``cnn_gradcheck.strategies.case_configs``)."""
+        from .strategies import case_configs  # the inputs stage: configurations, corners, special values
+        return st.builds(self.make_case, case_configs(self, fixed), st.integers(0, 2**32 - 1))
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,52 @@ def probability_rows(rng: np.random.Generator, shape, floor: float = 1.0) -> np.
     u uniform in [floor, floor + 1]. Probabilities away from 0 keep ln y smooth within the stencil."""
     u = rng.uniform(floor, floor + 1.0, size=shape)
     return u / u.sum(axis=-1, keepdims=True)
+
+
+# ------------------------------------------------------------------ cases: corners and special values on purpose
+
+#: fixed keys that relate several fields at once (formula rows): corners, which fix single fields, stay out of them
+RELATIONAL = ("stride_vs_kernel", "square")
+#: a drawn case is a corner configuration (or carries special values) in a share of about 1/SPECIAL_SHARE of the
+#: cases each; shrinking tries the generic case first
+SPECIAL_SHARE = 3
+
+
+def _aliases(spec) -> Mapping[str, tuple[str, str]]:
+    import sys
+    return getattr(sys.modules.get(spec.configs.__module__), "ALIASES", {}) or {}
+
+
+def usable_corners(spec, fixed: Mapping[str, Any]) -> tuple:
+    """The spec's corners that fix no field the caller fixed (limits and formula restrictions win over corners)."""
+    if not spec.corners or any(k in fixed for k in RELATIONAL):
+        return ()
+    taken = {k for k, v in expand_pairs(fixed, _aliases(spec)).items() if v is not None}
+    return tuple((name, fields) for name, fields in spec.corners if not set(fields) & taken)
+
+
+def _selected(draw, options: tuple):
+    """One of ``options`` in a share 1/SPECIAL_SHARE of the draws, else None; shrinks towards None."""
+    if not options:
+        return None
+    # sampled_from draws about uniformly (st.integers favours small values) and shrinks towards the first entry
+    return draw(st.sampled_from((None,) * ((SPECIAL_SHARE - 1) * len(options)) + tuple(options)))
+
+
+@st.composite
+def case_configs(draw, spec, fixed: Mapping[str, Any]):
+    """The configurations of ``spec.cases``: ``spec.configs(**fixed)``, in a share of the draws with one of the
+    spec's corners fixed on top (recorded as config["corner"]), and in an independent share with special values
+    (config["values"], applied by ``OpSpec.make_case``). Both keys are absent in generic cases, so their reports
+    and replays stay as they were; Hypothesis shrinks towards the generic case and keeps a corner or special
+    values only when the failure needs them."""
+    from .spec import CORNER_KEY, VALUES_KEY
+    fixed = {k: v for k, v in fixed.items() if k not in (VALUES_KEY, CORNER_KEY)}
+    corner = _selected(draw, usable_corners(spec, fixed))
+    config = dict(draw(spec.configs(**fixed, **(corner[1] if corner else {}))))
+    kind = _selected(draw, tuple(spec.special_values))
+    if kind is not None:
+        config[VALUES_KEY] = kind
+    if corner is not None:
+        config[CORNER_KEY] = corner[0]
+    return config

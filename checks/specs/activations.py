@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from ..reference import activations as ref
 from ..spec import Formula, Implementation, OpSpec
+from ..special import TINY_SCALE, VERY_HUGE_SCALE, exact_zeros, repeated, saturated, scaled
 from ..strategies import away_from_zero, normal, pick
 
 #: common offsets of a sample's logits: 0, and hundreds beyond e^x's range (e^800 overflows, e^-800 underflows, so
@@ -55,18 +56,46 @@ def _spec(name, torch_forward, make_arrays, description, offsets=(0.0,), **extra
                   reduction_length=lambda c: c["K"], description=description, **extra)
 
 
+def relu_subgradient(c, arrays, dy, grads):
+    """{"x": dy where x > 0, 0 where x < 0, and at the exact zeros s dy with one s in {0, 1} for all of them}: the
+    choice of s nearest to the returned gradient (ReLU'(0) may be 0 or 1, but one value, consistently)."""
+    x, g = np.asarray(arrays["x"]), np.asarray(grads["x"], dtype=np.float64)
+    smooth = np.where(x > 0, dy, 0.0)
+    candidates = (smooth, np.where(x == 0, dy, smooth))
+    return {"x": min(candidates, key=lambda e: float(np.max(np.abs(g - e), initial=0.0)))}
+
+
+def _relu_repeated(c, arrays, rng):
+    """One value, MARGIN or more from 0, everywhere."""
+    return {**arrays, "x": np.full(shape(c), away_from_zero(rng, ()))}
+
+
+def _large_spread(c, arrays, rng):
+    """Logits spread 30 times wider around the sample's offset: softmax saturated to nearly one-hot."""
+    return {**arrays, "x": c["offset"] + 30.0 * (arrays["x"] - c["offset"])}
+
+
+#: special values of the smooth element-wise activations: exact zeros (f' is defined there), one value everywhere,
+#: saturated inputs (f' ~ e^-30) and tiny ones
+SMOOTH_SPECIALS = {"zeros": exact_zeros("x"), "repeated": repeated("x"), "saturated": saturated("x"),
+                   "tiny": scaled("x", TINY_SCALE)}
+
 RELU = _spec("relu", F.relu, lambda c, rng: {"x": away_from_zero(rng, shape(c))},
              "ReLU, max(0, x); inputs keep MARGIN from 0", piecewise_linear_args=("x",),
              kink_distance=lambda c, arrays: float(np.min(np.abs(arrays["x"]))),
-             nondifferentiable="ReLU at x = 0")
+             nondifferentiable="ReLU at x = 0",
+             special_values={"zeros": exact_zeros("x"), "repeated": _relu_repeated, "huge": scaled("x", VERY_HUGE_SCALE)},
+             kink_values=("zeros",), subgradient=relu_subgradient)
 SIGMOID = _spec("sigmoid", torch.sigmoid, lambda c, rng: {"x": normal(rng, shape(c), 2.0)},
-                "logistic sigmoid 1 / (1 + e^-x)", magnitudes=sigmoid_terms)
+                "logistic sigmoid 1 / (1 + e^-x)", magnitudes=sigmoid_terms, special_values=SMOOTH_SPECIALS)
 TANH = _spec("tanh", torch.tanh, lambda c, rng: {"x": normal(rng, shape(c), 2.0)},
-             "hyperbolic tangent", magnitudes=tanh_terms)
+             "hyperbolic tangent", magnitudes=tanh_terms, special_values=SMOOTH_SPECIALS)
 SOFTMAX = _spec("softmax", lambda x: F.softmax(x, dim=1),
                 lambda c, rng: {"x": c["offset"] + normal(rng, shape(c))},
                 "softmax over axis 1 of (N, K), logits O(1) and in the hundreds", offsets=OFFSETS,
-                magnitudes=softmax_terms)
+                magnitudes=softmax_terms,
+                special_values={"zeros": exact_zeros("x"), "repeated": repeated("x"), "large spread": _large_spread},
+                corners=(("one class", {"K": 1}),))
 
 SPECS = [RELU, SIGMOID, TANH, SOFTMAX]
 

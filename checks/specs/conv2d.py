@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from ..reference import conv2d as ref
 from ..reference import conv_matrix
 from ..spec import Formula, Implementation, OpSpec
+from ..special import HUGE_SCALE, TINY_SCALE, exact_zeros, repeated, scaled
 from ..strategies import expand_pairs, normal, out_size, pick, window_axis
 
 ALIASES = {"stride": ("sh", "sw"), "padding": ("ph", "pw"), "dilation": ("dilh", "dilw"), "kernel": ("kh", "kw"),
@@ -50,13 +51,27 @@ def reduction_length(c):
     return max(c["C_in"] * c["kh"] * c["kw"] + 1, c["N"] * Ho * Wo, c["C_out"] * c["kh"] * c["kw"])
 
 
+#: corner configurations along the height axis (the width axis is drawn freely), within torch's rules for conv
+CORNERS = (
+    ("every tap of a window in padding", {"kh": 1, "ph": 1, "sh": 1, "Hout": st.integers(3, 4)}),
+    ("dilated kernel extent larger than the input", {"kh": 2, "dilh": 2, "ph": 1, "Hout": 1, "rh": 0}),
+    ("output of size 1", {"Hout": 1}),
+    ("stride larger than the kernel extent", {"kh": 2, "dilh": 1, "sh": 3, "Hout": st.integers(2, 4)}),
+    ("kernel as large as the padded input", {"kh": st.integers(2, 4), "Hout": 1, "rh": 0}),
+    ("largest padding of the rule p <= d (k - 1) // 2", {"kh": 3, "dilh": 2, "ph": 2}),
+)
+#: special values: exact zeros in x, one value in the whole kernel, tiny and huge inputs
+SPECIALS = {"zeros": exact_zeros("x"), "repeated": repeated("w"), "tiny": scaled("x", TINY_SCALE),
+            "huge": scaled("x", HUGE_SCALE)}
+
+
 def _spec(name, prefix, torch_forward, description, alternatives):
     return OpSpec(
         name=name, arg_names=("x", "w", "b"), configs=conv_configs, make_arrays=make_arrays,
         output_shape=output_shape, hyper=hyper, torch_forward=torch_forward,
         reference=Implementation.from_module(ref, prefix, f"reference.conv2d.{prefix}"),
         reduction_length=reduction_length, linear_args=("x", "w", "b"), description=description,
-        alternatives=alternatives)
+        alternatives=alternatives, special_values=SPECIALS, corners=CORNERS)
 
 
 CONV2D = _spec("conv2d", "correlate2d", F.conv2d,

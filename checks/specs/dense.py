@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from ..reference import dense as ref
 from ..spec import Formula, Implementation, OpSpec
+from ..special import HUGE_SCALE, TINY_SCALE, exact_zeros, repeated, scaled
 from ..strategies import normal, pick
 
 
@@ -21,7 +22,10 @@ DENSE = OpSpec(
     output_shape=lambda c: (c["N"], c["n"]), hyper=lambda c: {}, torch_forward=lambda x, W, b: x @ W + b,
     reference=Implementation.from_module(ref, "dense", "reference.dense.dense"),
     reduction_length=lambda c: max(c["m"] + 1, c["N"], c["n"]), linear_args=("x", "W", "b"),
-    description="fully connected layer y = x W + b")
+    description="fully connected layer y = x W + b",
+    special_values={"zeros": exact_zeros("x"), "repeated": repeated("W"), "tiny": scaled("x", TINY_SCALE),
+                    "huge": scaled("x", HUGE_SCALE)},
+    corners=(("one sample, one input, one output", {"N": 1, "m": 1, "n": 1}),))
 
 SPECS = [DENSE]
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from ..reference import losses as ref
 from ..spec import Formula, Implementation, OpSpec
+from ..special import exact_zeros, unnormalised_rows
 from ..strategies import normal, pick, probability_rows
 
 #: magnitudes of regression outputs and targets: O(1), and hundreds
@@ -49,31 +50,40 @@ def make_targets(c, rng):
 
 
 def _spec(name, args, torch_forward, make_arrays, description, scales=(1.0,), offsets=(0.0,), targets=("one-hot",),
-          magnitudes=None):
+          magnitudes=None, special_values=None):
     return OpSpec(name=name, arg_names=args, configs=loss_configs(scales, offsets, targets), make_arrays=make_arrays,
                   output_shape=lambda c: (), hyper=lambda c: {}, torch_forward=torch_forward,
                   reference=Implementation.from_module(ref, name, f"reference.losses.{name}"),
                   reduction_length=lambda c: c["N"] * c["K"] + c["K"], grad_args=args[:1],
-                  description=description, magnitudes=magnitudes)
+                  description=description, magnitudes=magnitudes, special_values=special_values or {})
 
 
 def _regression(c, rng):
     return {"y": normal(rng, (c["N"], c["K"]), c["scale"]), "t": normal(rng, (c["N"], c["K"]), c["scale"])}
 
 
+#: special values of the regression losses: exact zeros in y, and y equal to t (e = 0: a zero gradient)
+REGRESSION_SPECIALS = {"zeros": exact_zeros("y"), "y equals t": lambda c, arrays, rng: {**arrays, "y": arrays["t"]}}
+#: targets: cross-entropy and softmax cross-entropy are defined for any t >= 0 (-sum t ln y, -sum t log softmax z);
+#: "unnormalised targets" (rows not summing to 1, a row of zeros) catch a backward that assumes sum t = 1
+
 MSE = _spec("mse", ("y", "t"), lambda y, t: 0.5 * ((t - y) ** 2).sum(), _regression,
-            "1/2 sum (t - y)^2 over batch and outputs", scales=SCALES)
+            "1/2 sum (t - y)^2 over batch and outputs", scales=SCALES, special_values=REGRESSION_SPECIALS)
 CROSS_ENTROPY = _spec(
     "cross_entropy", ("y", "t"), lambda y, t: -(t * torch.log(y)).sum(),
     lambda c, rng: {"y": probability_rows(rng, (c["N"], c["K"])), "t": make_targets(c, rng)},
-    "-sum t ln y on probabilities y (rows of y >= 1/(2K): ln stays smooth within the stencil)", targets=TARGETS)
+    "-sum t ln y on probabilities y (rows of y >= 1/(2K): ln stays smooth within the stencil)", targets=TARGETS,
+    special_values={"unnormalised targets": unnormalised_rows("t")})
 SOFTMAX_CROSS_ENTROPY = _spec(
     "softmax_cross_entropy", ("z", "t"), lambda z, t: F.cross_entropy(z, t, reduction="sum"),
     lambda c, rng: {"z": c["offset"] + normal(rng, (c["N"], c["K"])), "t": make_targets(c, rng)},
     "softmax fused with cross-entropy on logits z (log-softmax), one-hot or soft targets", offsets=OFFSETS,
-    targets=TARGETS, magnitudes=softmax_cross_entropy_terms)
+    targets=TARGETS, magnitudes=softmax_cross_entropy_terms,
+    special_values={"unnormalised targets": unnormalised_rows("t"), "zeros": exact_zeros("z"),
+                    "repeated": lambda c, arrays, rng: {**arrays, "z": np.full_like(arrays["z"], c["offset"])}})
 TOOLBOX_MSE = _spec("toolbox_mse", ("y", "t"), lambda y, t: 0.5 * ((y - t) ** 2).sum() / y.shape[0], _regression,
-                    "DeepLearnToolbox cnnbp loss 1/2 sum e^2 / batch, e = y - t", scales=SCALES)
+                    "DeepLearnToolbox cnnbp loss 1/2 sum e^2 / batch, e = y - t", scales=SCALES,
+                    special_values=REGRESSION_SPECIALS)
 
 SPECS = [MSE, CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY, TOOLBOX_MSE]
 

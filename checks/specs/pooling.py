@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from ..reference import pooling as ref
 from ..reference import subsampling as sub
 from ..spec import Formula, Implementation, OpSpec
+from .pool_ties import maxpool_subgradient, tied_maxima
+from ..special import HUGE_SCALE, TINY_SCALE, VERY_HUGE_SCALE, exact_zeros, repeated, scaled
 from ..strategies import distinct_values, expand_pairs, normal, pick, stride_relative_to_kernel, window_axis
 
 ALIASES = {"kernel": ("kh", "kw"), "stride": ("sh", "sw"), "padding": ("ph", "pw"), "dilation": ("dilh", "dilw"),
@@ -90,6 +92,16 @@ def window_runner_up_gap(c, arrays) -> float:
         return float(np.min(top_two[..., 1] - top_two[..., 0]))
 
 
+#: corner configurations of a pooling window along the height axis (p <= k // 2, torch's rule: no window lies
+#: wholly in the padding)
+POOL_CORNERS = (("output of size 1", {"Hout": 1}),
+                ("stride larger than the window", {"kh": st.integers(1, 2), "sh": 3, "Hout": st.integers(2, 3)}),
+                ("window as large as the padded input", {"kh": st.integers(2, 3), "Hout": 1, "rh": 0}))
+LARGEST_PADDING = ("largest legal padding, k // 2", {"kh": st.integers(2, 3), "ph": 1})
+#: special values of ops linear in x: exact zeros, one value everywhere, tiny and huge magnitudes
+LINEAR_SPECIALS = {"zeros": exact_zeros("x"), "repeated": repeated("x"), "tiny": scaled("x", TINY_SCALE),
+                   "huge": scaled("x", HUGE_SCALE)}
+
 MAXPOOL2D = OpSpec(
     name="maxpool2d", arg_names=("x",), configs=lambda **fixed: pool_configs(dilated=True, **fixed),
     make_arrays=pool_input, output_shape=pool_output_shape, hyper=max_hyper,
@@ -99,7 +111,9 @@ MAXPOOL2D = OpSpec(
     piecewise_linear_args=("x",), kink_distance=window_runner_up_gap,
     nondifferentiable="max pooling where two cells of a window tie for the maximum",
     description="2-D max pooling with window, stride, -inf padding and dilation (torch's max_pool2d); every "
-                "window reads a real cell")
+                "window reads a real cell",
+    special_values={"ties": tied_maxima, "huge": scaled("x", VERY_HUGE_SCALE)}, kink_values=("ties",),
+    subgradient=maxpool_subgradient, corners=(*POOL_CORNERS, LARGEST_PADDING))
 
 MEANPOOL2D = OpSpec(
     name="meanpool2d", arg_names=("x",), configs=lambda **fixed: pool_configs(padded=False, **fixed),
@@ -108,7 +122,8 @@ MEANPOOL2D = OpSpec(
     torch_forward=lambda x, kernel, stride: F.avg_pool2d(x, kernel, stride),
     reference=Implementation.from_module(ref, "meanpool2d", "reference.pooling.meanpool2d"),
     reduction_length=lambda c: c["kh"] * c["kw"], linear_args=("x",),
-    description="2-D mean (average) pooling with window and stride, no padding (torch's avg_pool2d)")
+    description="2-D mean (average) pooling with window and stride, no padding (torch's avg_pool2d)",
+    special_values=LINEAR_SPECIALS, corners=POOL_CORNERS)
 
 
 @st.composite
@@ -157,7 +172,8 @@ SUBSAMPLING = OpSpec(
     reference=Implementation.from_module(sub, "subsampling", "reference.subsampling.subsampling"),
     reduction_length=lambda c: max(c["scale"] ** 2, c["N"] * (c["H"] // c["scale"]) * (c["W"] // c["scale"])),
     description="Notes on CNNs subsampling: sigmoid(beta * (sum over scale x scale blocks) + b), per map",
-    magnitudes=subsampling_terms)
+    magnitudes=subsampling_terms, special_values={"zeros": exact_zeros("x"), "repeated": repeated("x")},
+    corners=(("one block", {"Hout": 1, "Wout": 1}), ("largest remainder", {"scale": 3, "rh": 2, "rw": 2})))
 
 SPECS = [MAXPOOL2D, MEANPOOL2D, SUBSAMPLING]
 
