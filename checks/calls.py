@@ -4,7 +4,9 @@ internal traceback of the harness.
 
 Guards, in the order a call meets them:
 - the call must fit the function's signature ("signature does not fit", checked with ``inspect`` before calling);
-- an exception raised inside is reported with its type, message and the innermost line of user code;
+- an exception raised inside is reported with its type, message and the innermost line of user code; so is a
+  BaseException that is not an Exception (``sys.exit``, GeneratorExit), which would otherwise end the test run;
+  only KeyboardInterrupt passes through (Ctrl-C stops the run);
 - what comes back must be a floating array (numpy or torch) of the expected shape, without NaN or inf;
 - the inputs and the upstream gradient must be unchanged afterwards (compared with copies taken before the call);
 - for plug-ins (``repeat_calls``), a second identical call must give bit-identical results (nondeterminism);
@@ -109,7 +111,7 @@ def call_user(fn: Callable, args: Sequence[Any], kwargs: Mapping[str, Any], role
         raise ImplementationError("missing method", f"{role} is {fn!r}, not something callable")
     try:
         return fn(*args, **kwargs)
-    except ImplementationError:
+    except (ImplementationError, KeyboardInterrupt):  # Ctrl-C still stops the run
         raise
     except Exception as e:  # anything raised by user code is the implementation's problem, reported as such
         if isinstance(e, TypeError):
@@ -118,6 +120,23 @@ def call_user(fn: Callable, args: Sequence[Any], kwargs: Mapping[str, Any], role
             "exception inside the implementation",
             f"{role} raised {type(e).__name__}: {e}{_user_frame(e.__traceback__)}\n"
             f"call: {describe_call(role, args, kwargs)}") from None
+    except BaseException as e:  # SystemExit, GeneratorExit, pytest's outcomes: would end or confuse the test run
+        raise ImplementationError(
+            f"{type(e).__name__} inside the implementation",
+            f"{role} raised {type(e).__name__}{_base_detail(e)}{_user_frame(e.__traceback__)}; a layer must "
+            f"not {_BASE_HINTS.get(type(e).__name__, 'raise a BaseException (only Exception subclasses)')}\n"
+            f"call: {describe_call(role, args, kwargs)}") from None
+
+
+#: what a BaseException that is not an Exception usually means, for the report
+_BASE_HINTS = {"SystemExit": "end the process (sys.exit, exit, quit): that would stop the whole test run",
+               "GeneratorExit": "raise GeneratorExit outside a generator's close()"}
+
+
+def _base_detail(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f" (exit status {e.code!r})"
+    return f": {e}" if str(e) else ""
 
 
 # ------------------------------------------------------------------------------------------- what comes back
