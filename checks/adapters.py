@@ -130,7 +130,7 @@ def layer_object(make: Any, *, params: Mapping[str, str], grads: Mapping[str, st
 
     def instance(arrays, hyper):
         obj = make if reuse else calls.call_user(make, [], {**{p: arrays[p] for p in params}, **hyper},
-                                                 f"{_label(make)} (make)")
+                                                 f"{_label(make)} (make)", draws_random=True)
         for p, path in params.items():
             if not _set(obj, path, arrays[p]):
                 raise ImplementationError("missing attribute", f"{type(obj).__name__} has no {path!r} to hold "
@@ -226,7 +226,8 @@ def torch_module(make: Any, *, params: Mapping[str, str], name: str | None = Non
 
     def run(arrays, hyper):
         module = make if isinstance(make, torch.nn.Module) else calls.call_user(
-            make, [], {**{p: arrays[p] for p in params}, **hyper}, f"{_label(make)} (make)")
+            make, [], {**{p: arrays[p] for p in params}, **hyper}, f"{_label(make)} (make)",
+            draws_random=True)
         own = dict(module.named_parameters())
         missing = [path for path in params.values() if path not in own]
         if missing:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from . import calls, layouts as layouts_mod
+from . import calls, isolation, layouts as layouts_mod
 from .layouts import NUMPY, Backend
 from .options import check_axes
 from .spec import Implementation, OpSpec
@@ -40,53 +40,110 @@ class Plugin:
     axes: Mapping[str, tuple] = field(default_factory=dict)
     limits: Mapping[str, Any] = field(default_factory=dict)
     layouts: tuple[str, ...] | None = None
+    #: seconds one call may take (None: no limit); isolate: run the calls in a worker process (None: where fork is
+    #: safe; cnn_gradcheck.isolation)
+    time_limit: float | None = isolation.DEFAULT_TIME_LIMIT
+    isolate: bool | None = None
 
     def with_limits(self, **limits) -> "Plugin":
         """The same plug-in declaring (more) limits, e.g. ``stride=1, padding=0``."""
         return replace(self, limits={**self.limits, **limits})
 
+    def with_guards(self, time_limit: float | None = None, isolate: bool | None = None) -> "Plugin":
+        """The same plug-in with another time limit per call and/or isolation (None: keep the plug-in's own)."""
+        return replace(self, time_limit=self.time_limit if time_limit is None else time_limit,
+                       isolate=self.isolate if isolate is None else isolate)
+
+    @property
+    def isolated(self) -> bool:
+        """Calls run in a worker process: asked for, or by default wherever fork is safe."""
+        return isolation.can_fork() if self.isolate is None else bool(self.isolate) and isolation.can_fork()
+
     def bind(self, spec: OpSpec, layout: str = "contiguous") -> "BoundPlugin":
         """The plug-in as an Implementation of ``spec`` in the canonical convention, inputs in ``layout``."""
-        seen: list[str] = []
-        names, backend, axes = spec.arg_names, self.backend, dict(self.axes)
         layouts_mod.check_layouts([layout], f"{spec.name}: ")
-        check_axes(spec, axes)
+        check_axes(spec, dict(self.axes))
+        if self.isolated:
+            return self._bind_to_worker(spec, layout)
+        return self._bind_here(spec, layout)
+
+    def _bind_here(self, spec: OpSpec, layout: str) -> "BoundPlugin":
+        """Calls in this process (the time limit by SIGALRM)."""
+        seen: list[str] = []
+        by_role: dict[str, list[str]] = {}
+        names, backend, axes = spec.arg_names, self.backend, dict(self.axes)
 
         def present(name, a):
             perm = axes.get(name)
             return backend.present(np.transpose(a, perm) if perm else a, layout)
 
-        def back(name, value, what):
+        def back(name, value, what, role):
             out, precision = calls.to_float64(value, what)
             seen.append(precision)
+            by_role.setdefault(role, []).append(precision)
             perm = axes.get(name)
             return np.transpose(out, np.argsort(perm)) if perm and out.ndim == len(perm) else out
 
-        def call(role, adapter, args, given: Mapping[str, Any]):
+        def call(role, adapter, args, given: Mapping[str, Any], hyper):
             before = {n: backend.snapshot(a) for n, a in given.items()}
-            with _deterministic_torch(backend):
-                result = adapter(*args)  # the adapters run user code through calls.call_user
+            try:
+                with isolation.in_process_limit(self.time_limit), _deterministic_torch(backend):
+                    result = adapter(*args)  # the adapters run user code through calls.call_user
+            except calls.TimeLimitReached:
+                raise isolation.time_out(self.time_limit, role, list(given.values()), hyper) from None
             calls.unchanged_all([(n, before[n], a) for n, a in given.items()], role)
             return result
 
         def forward(*arrays, **hyper):
             user = {n: present(n, a) for n, a in zip(names, arrays)}
-            return back("y", call("forward", self.forward, [user, hyper], user), "the forward output y")
+            return back("y", call("forward", self.forward, [user, hyper], user, hyper), "the forward output y", "forward")
 
         def backward(dy, *arrays, **hyper):
             user = {n: present(n, a) for n, a in zip(names, arrays)}
             user_dy = present("y", dy)
             raw = call("backward", self.backward, [user_dy, user, hyper, spec.differentiable],
-                       {"dy (the upstream gradient)": user_dy, **user})
+                       {"dy (the upstream gradient)": user_dy, **user}, hyper)
             grads = calls.gradient_tuple(spec, raw)
-            return {n: back(n, g, f"the gradient d{n}") for n, g in grads.items()}
+            return {n: back(n, g, f"the gradient d{n}", "backward") for n, g in grads.items()}
 
+        return self._bound(forward, backward, layout, seen, by_role)
+
+    def _bind_to_worker(self, spec: OpSpec, layout: str) -> "BoundPlugin":
+        """Calls in the worker process of this plug-in and op, which binds the plug-in there (in-process) and serves
+        canonical arrays in, canonical results and the precisions seen out."""
+        here = replace(self, isolate=False, time_limit=None)  # the worker's own binding; the limit is kept here
+        bound: dict[str, BoundPlugin] = {}
+
+        def serve(request):
+            role, where, arrays, hyper = request
+            impl = bound.get(where) or bound.setdefault(where, here._bind_here(spec, where))
+            start = {r: len(p) for r, p in impl.precision_roles.items()}
+            result = getattr(impl, role)(*arrays, **hyper)
+            return result, {r: p[start.get(r, 0):] for r, p in impl.precision_roles.items()}
+
+        worker = isolation.worker_for(self, spec.name, serve)
+        seen: list[str] = []
+        by_role: dict[str, list[str]] = {}
+
+        def remote(role):
+            def run(*arrays, **hyper):
+                result, precisions = worker.call((role, layout, arrays, hyper), self.time_limit, role, arrays, hyper)
+                for r, p in precisions.items():
+                    seen.extend(p)
+                    by_role.setdefault(r, []).extend(p)
+                return result
+            return run
+
+        return self._bound(remote("forward"), remote("backward"), layout, seen, by_role)
+
+    def _bound(self, forward, backward, layout, seen, by_role) -> "BoundPlugin":
         hint = layouts_mod.hint(layout)
-        if axes:
+        if self.axes:
             hint += ("\nshapes above are in the canonical axes; the plug-in's axes are "
-                     + ", ".join(f"{n}: {p}" for n, p in axes.items()))
+                     + ", ".join(f"{n}: {p}" for n, p in self.axes.items()))
         label = self.name if layout == "contiguous" else f"{self.name} (inputs as {layout} views)"
-        return BoundPlugin(label, forward, backward, layout=layout, precisions_seen=seen, failure_hint=hint)
+        return BoundPlugin(label, forward, backward, layout=layout, precisions_seen=seen, failure_hint=hint,
+                           precision_roles=by_role)
 
 
 @dataclass(frozen=True)
@@ -97,6 +154,9 @@ class BoundPlugin(Implementation):
     precisions_seen: list = field(default_factory=list, compare=False)
     failure_hint: str = ""
     repeat_calls: bool = True  # cnn_gradcheck.calls calls a plug-in twice to catch nondeterminism
+    #: "forward"/"backward" -> the precisions its results came in (a forward in float32 with a float64 backward is
+    #: accepted, and said in the precision note)
+    precision_roles: dict = field(default_factory=dict, compare=False)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,11 @@ internal traceback of the harness.
 
 Guards, in the order a call meets them:
 - the call must fit the function's signature ("signature does not fit", checked with ``inspect`` before calling);
-- an exception raised inside is reported with its type, message and the innermost line of user code;
+- an exception raised inside is reported with its type, message and the innermost line of user code; so is a
+  BaseException that is not an Exception (``sys.exit``, GeneratorExit), which would otherwise end the test run;
+  only KeyboardInterrupt passes through (Ctrl-C stops the run);
+- the global state other code relies on (numpy's error mode, torch's default dtype and grad mode, the global
+  random generators, ...: ``cnn_gradcheck.guards``) must be as it was; it is restored either way;
 - what comes back must be a floating array (numpy or torch) of the expected shape, without NaN or inf;
 - the inputs and the upstream gradient must be unchanged afterwards (compared with copies taken before the call);
 - for plug-ins (``repeat_calls``), a second identical call must give bit-identical results (nondeterminism);
@@ -22,7 +26,7 @@ import numpy as np
 
 from .evaluation import Evaluation
 from .spec import Case, Implementation, OpSpec, ordered_arrays, quantity_label
-from . import tolerance
+from . import guards, tolerance
 
 _HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
 #: precisions from the finest to the coarsest: the coarsest seen decides the tolerance
@@ -34,9 +38,14 @@ class ImplementationError(AssertionError):
     """The implementation misbehaved (raised, returned the wrong shape, mutated its inputs, ...), as opposed to a
     wrong gradient. The message names the problem, the op, the implementation and the configuration."""
 
-    def __init__(self, problem: str, detail: str = "", *, op: str = "", impl: str = "", where: str = ""):
+    def __init__(self, problem: str, detail: str = "", *, op: str = "", impl: str = "", where: str = "",
+                 final: bool = False):
         self.problem, self.detail, self.op, self.impl, self.where = problem, detail, op, impl, where
+        self.final = final  # ends the check at once, unshrunk (a time-out: each smaller try would wait as long)
         super().__init__(self._message())
+
+    def __reduce__(self):  # sent back from a worker process (cnn_gradcheck.isolation)
+        return _rebuild, (self.problem, self.detail, self.op, self.impl, self.where, self.final)
 
     def _message(self) -> str:
         head = f"{self.op}: {self.problem}" if self.op else self.problem
@@ -52,7 +61,25 @@ class ImplementationError(AssertionError):
     def at(self, op: str, impl: str, where: str) -> "ImplementationError":
         """The same error with the context filled in where it was still missing."""
         return ImplementationError(self.problem, self.detail, op=self.op or op, impl=self.impl or impl,
-                                   where=self.where or where)
+                                   where=self.where or where, final=self.final)
+
+
+def _rebuild(problem, detail, op, impl, where, final) -> ImplementationError:
+    return ImplementationError(problem, detail, op=op, impl=impl, where=where, final=final)
+
+
+class StopCheck(BaseException):
+    """Carries a final ImplementationError (a time-out) past Hypothesis, which would shrink an ordinary failure:
+    a BaseException ends the property at once. ``check_plugin`` reports ``.error``."""
+
+    def __init__(self, error: ImplementationError):
+        self.error = error
+        super().__init__(str(error))
+
+
+class TimeLimitReached(BaseException):
+    """Raised inside user code by the in-process time limit (``cnn_gradcheck.isolation``); not the plug-in's own
+    exception, so the guards let it through."""
 
 
 # ---------------------------------------------------------------------------------------------- calling user code
@@ -113,15 +140,24 @@ def _check_signature(fn: Callable, args, kwargs, role: str) -> None:
             f"{e}") from None
 
 
-def call_user(fn: Callable, args: Sequence[Any], kwargs: Mapping[str, Any], role: str = "") -> Any:
-    """fn(*args, **kwargs), with a signature that does not fit and an exception inside reported as such."""
+def call_user(fn: Callable, args: Sequence[Any], kwargs: Mapping[str, Any], role: str = "", *,
+              draws_random: bool = False) -> Any:
+    """fn(*args, **kwargs), with a signature that does not fit, an exception inside and a change of global state
+    (``cnn_gradcheck.guards``: restored either way) reported as such. draws_random: the call may draw from the
+    global random generators (constructing a layer draws its initial weights); they are restored silently."""
     role = role or _name(fn)
     if not callable(fn):
         raise ImplementationError("missing method", f"{role} is {fn!r}, not something callable")
     try:
-        return fn(*args, **kwargs)
-    except ImplementationError:
+        with guards.unchanged_global_state(allow_rng=draws_random):
+            return fn(*args, **kwargs)
+    except (ImplementationError, KeyboardInterrupt, TimeLimitReached):  # Ctrl-C still stops the run
         raise
+    except guards.GlobalStateChanged as e:
+        raise ImplementationError(
+            "global state changed", f"{role} changed global state that the code run after it relies on "
+            f"(restored by the harness):\n" + "\n".join(f"  {c}" for c in e.changes)
+            + f"\ninstead: {'; '.join(e.advice)}\ncall: {describe_call(role, args, kwargs)}") from None
     except Exception as e:  # anything raised by user code is the implementation's problem, reported as such
         if isinstance(e, TypeError):
             _check_signature(fn, args, kwargs, role)  # a call that cannot bind raises TypeError before running
@@ -129,6 +165,23 @@ def call_user(fn: Callable, args: Sequence[Any], kwargs: Mapping[str, Any], role
             "exception inside the implementation",
             f"{role} raised {type(e).__name__}: {e}{_user_frame(e.__traceback__)}\n"
             f"call: {describe_call(role, args, kwargs)}") from None
+    except BaseException as e:  # SystemExit, GeneratorExit, pytest's outcomes: would end or confuse the test run
+        raise ImplementationError(
+            f"{type(e).__name__} inside the implementation",
+            f"{role} raised {type(e).__name__}{_base_detail(e)}{_user_frame(e.__traceback__)}; a layer must "
+            f"not {_BASE_HINTS.get(type(e).__name__, 'raise a BaseException (only Exception subclasses)')}\n"
+            f"call: {describe_call(role, args, kwargs)}") from None
+
+
+#: what a BaseException that is not an Exception usually means, for the report
+_BASE_HINTS = {"SystemExit": "end the process (sys.exit, exit, quit): that would stop the whole test run",
+               "GeneratorExit": "raise GeneratorExit outside a generator's close()"}
+
+
+def _base_detail(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f" (exit status {e.code!r})"
+    return f": {e}" if str(e) else ""
 
 
 # ------------------------------------------------------------------------------------------- what comes back
@@ -284,7 +337,7 @@ def evaluate(spec: OpSpec, impl: Implementation, case: Case) -> Evaluation:
                     f"state kept between calls (gradients accumulated across calls, a cache, random numbers) "
                     f"or non-deterministic kernels make results unrepeatable")
     except ImplementationError as e:
-        raise e.at(spec.name, impl.name, where) from None
+        raise _in_context(e, spec, impl, where) from None
     precisions += list(getattr(impl, "precisions_seen", ()))
 
     def forward(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -296,6 +349,12 @@ def evaluate(spec: OpSpec, impl: Implementation, case: Case) -> Evaluation:
             check_finite(out, "the forward output y at a perturbed input (finite differences/adjoint)", hint)
             return out
         except ImplementationError as e:
-            raise e.at(spec.name, impl.name, where) from None
+            raise _in_context(e, spec, impl, where) from None
 
     return Evaluation(y, grads, forward, coarsest(precisions))
+
+
+def _in_context(error: ImplementationError, spec: OpSpec, impl: Implementation, where: str) -> BaseException:
+    """The error with the op, implementation and configuration; a final one (a time-out) wrapped to stop the check."""
+    error = error.at(spec.name, impl.name, where)
+    return StopCheck(error) if error.final else error

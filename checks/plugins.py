@@ -40,7 +40,7 @@ class PrecisionNote(UserWarning):
 
 def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, Any] | None = None,
                  layouts=None, settings=None, oracles=None, target: str | None = None,
-                 examples=None) -> PluginReport:
+                 examples=None, time_limit: float | None = None, isolate: bool | None = None) -> PluginReport:
     """Run the property suite that the references pass on a plug-in: every oracle (forward against the reference
     and torch; gradients against finite differences, torch and the adjoint test), generated configurations within
     the plug-in's limits, inputs in every memory layout, shrinking to the minimal failing configuration.
@@ -51,7 +51,9 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     the op, cycling through the layouts (``cnn_gradcheck.explicit``).
     settings: Hypothesis settings for this check (default: cnn_gradcheck.profiles.check_settings: the profile your
     project loaded, else the harness's). target: "module:attribute" the plug-in was loaded from, for the
-    reproduction line of a failure report.
+    reproduction line of a failure report. time_limit: seconds one call of the plug-in may take (default 60);
+    isolate: run its calls in a worker process, so that a crash or a hang is reported instead of ending the run
+    (default: wherever fork is safe; cnn_gradcheck.isolation).
 
     Returns a PluginReport (``.summary()`` says what was covered); raises PluginCheckFailure with the report of the
     smallest failing case, or of the first misbehaviour (exception, wrong shape, NaN, mutated input, ...), ending
@@ -59,7 +61,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     __tracebackhide__ = True
     spec = op_spec(op)
     try:
-        plug = as_plugin(implementation)
+        plug = as_plugin(implementation).with_guards(time_limit, isolate)
     except ImplementationError as e:
         raise PluginCheckFailure(str(e.at(spec.name, "", "any (the plug-in cannot be called at all)"))) from None
     fixed = {**plug.limits, **(limits or {})}
@@ -98,8 +100,11 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
         # and a passing check never erases another check's saved failure
         body._hypothesis_internal_add_digest = database_key(spec, plug, fixed)
         profiles.check_settings(settings)(test)()
-    except Exception as error:
-        verdict, others = smallest_verdict(error)
+    except (Exception, calls.StopCheck) as error:  # StopCheck: a time-out, reported unshrunk
+        if isinstance(error, calls.StopCheck):
+            verdict, others = error.error, []
+        else:
+            verdict, others = smallest_verdict(error)
         if verdict is None:
             raise
         verdict = prefer_real_windows(verdict, fixed, oracles)
@@ -164,8 +169,8 @@ def replay(op: str | OpSpec, implementation: Any, config: Mapping[str, Any], see
     impl = plug.bind(spec, layout)
     try:
         return check_case(spec, impl, case, oracles).raise_for_failures()
-    except ImplementationError as e:
-        raise PluginCheckFailure(str(e.at(spec.name, impl.name, case.describe()))) from None
+    except (ImplementationError, calls.StopCheck) as e:
+        raise PluginCheckFailure(str(getattr(e, "error", e).at(spec.name, impl.name, case.describe()))) from None
     except AssertionError as error:
         verdict = essential_verdict(error)
         if verdict is None:

@@ -1,6 +1,7 @@
 """Bad plug-ins: each misbehaviour gets a clear message naming the problem, the op and the configuration, never an
 internal traceback. One record per bad plug-in (data, not code): the plug-in and the phrases its message must hold."""
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -35,6 +36,14 @@ def _backward_then(change):
 
 def _raises(y, x):
     raise ValueError("unsupported padding mode")
+
+
+def _exits(y, x):
+    sys.exit(3)
+
+
+def _generator_exit(grads, dy):
+    raise GeneratorExit("closed")
 
 
 def _mutates_x(y, x):
@@ -119,6 +128,11 @@ BAD = [
     Bad("exception inside", _forward_then(_raises),
         ("exception inside the implementation", "forward raised ValueError: unsupported padding mode",
          "raised at tests/test_bad_plugins.py:", "in _raises")),
+    Bad("sys.exit inside", _forward_then(_exits),
+        ("SystemExit inside the implementation", "forward raised SystemExit (exit status 3) (raised at "
+         "tests/test_bad_plugins.py:", "in _exits); a layer must not end the process")),
+    Bad("GeneratorExit inside", _backward_then(_generator_exit),
+        ("GeneratorExit inside the implementation", "backward raised GeneratorExit: closed")),
     Bad("input mutated", _forward_then(_mutates_x),
         ("input mutated in place", "forward changed 1 element(s) of its argument x")),
     Bad("upstream gradient mutated", _backward_then(_mutates_dy),
@@ -273,3 +287,10 @@ def test_frames_of_the_harness_and_of_numpy_are_not_blamed():
         check_plugin("conv2d", P.plugin(forward, fx.conv_backward), settings=QUICK)
     message = str(failure.value)
     assert "raised at tests/test_bad_plugins.py:" in message and "in forward)" in message
+
+
+def test_keyboard_interrupt_inside_a_plugin_still_stops_the_run():
+    def forward(x, w, b, stride, padding, dilation):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        check_plugin("conv2d", P.plugin(forward, fx.conv_backward), settings=QUICK)

@@ -1,0 +1,113 @@
+"""A plug-in cannot take the harness down: a native crash in a call is reported as a failure with the (shrunk)
+configuration and the check goes on; a call that hangs is stopped at the time limit, in a worker or in-process."""
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import Phase, settings
+
+from cnn_gradcheck import isolation, plugins as P
+from cnn_gradcheck.plugins import PluginCheckFailure, check_plugin
+
+import plugin_fixtures as fx
+
+QUICK = settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.generate], derandomize=True,
+                 database=None)
+SHRINKING = settings(max_examples=30, deadline=None, phases=[Phase.explicit, Phase.generate, Phase.shrink],
+                     derandomize=True, database=None)
+
+needs_fork = pytest.mark.skipif(not isolation.can_fork(), reason="the worker process needs fork (Linux)")
+
+
+def _crashes_from_width(width, how):
+    def forward(x, w, b, stride, padding, dilation):
+        if x.shape[3] >= width:
+            how()
+        return fx.conv_forward(x, w, b, stride, padding, dilation)
+    return P.plugin(forward, fx.conv_backward, name="crashing conv")
+
+
+@needs_fork
+def test_a_segfault_is_reported_with_the_smallest_crashing_configuration_and_the_run_goes_on():
+    with pytest.raises(PluginCheckFailure) as failure:
+        check_plugin("conv2d", _crashes_from_width(3, lambda: os.kill(os.getpid(), signal.SIGSEGV)),
+                     settings=SHRINKING)
+    message = str(failure.value)
+    assert message.startswith("conv2d: the implementation crashed the process (SIGSEGV) in crashing conv")
+    assert "configuration: conv2d(" in message and " W=3," in message  # shrunk to the smallest crashing width
+    assert "forward ended the worker process that runs the plug-in's calls with signal 11 (SIGSEGV: a " \
+           "segmentation fault" in message
+    assert "the check went on in a new worker" in message
+    assert "where (innermost first, from the worker's faulthandler):" in message and "in forward" in message
+    assert "cnn_gradcheck.replay('conv2d', <your plug-in>, {" in message and "'W': 3" in message
+    # the harness is still here, and the next check of a good plug-in in the same process passes
+    assert check_plugin("conv2d", P.plugin(fx.conv_forward, fx.conv_backward), settings=QUICK).cases == 3
+
+
+@needs_fork
+@pytest.mark.parametrize("how, phrase", [
+    (os.abort, "crashed the process (SIGABRT)"),
+    (lambda: __import__("ctypes").string_at(0), "crashed the process (SIGSEGV)"),
+    (lambda: os._exit(3), "the implementation ended the process (exit status 3)"),
+], ids=["abort", "null pointer", "os._exit"])
+def test_other_ways_of_ending_the_process_are_reported(how, phrase):
+    with pytest.raises(PluginCheckFailure) as failure:
+        check_plugin("conv2d", _crashes_from_width(1, how), settings=QUICK)
+    message = str(failure.value)
+    assert phrase in message and "configuration: conv2d(" in message
+
+
+def _sleeps(x, w, b, stride, padding, dilation):
+    time.sleep(100)
+    return fx.conv_forward(x, w, b, stride, padding, dilation)
+
+
+@pytest.mark.parametrize("isolate", [
+    pytest.param(True, marks=needs_fork, id="in a worker (killed)"),
+    pytest.param(False, id="in-process (SIGALRM)")])
+def test_a_sleeping_plugin_is_stopped_at_the_time_limit(isolate):
+    start = time.monotonic()
+    with pytest.raises(PluginCheckFailure) as failure:
+        check_plugin("conv2d", P.plugin(_sleeps, fx.conv_backward, name="sleepy conv"), settings=QUICK,
+                     time_limit=2, isolate=isolate)
+    elapsed = time.monotonic() - start
+    message = str(failure.value)
+    assert message.startswith("conv2d: the implementation did not return within 2 s in sleepy conv")
+    assert "configuration: conv2d(" in message and "forward was stopped after 2 s" in message
+    assert elapsed < 30, f"a 100 s sleep was not stopped at the 2 s limit (took {elapsed:.0f} s)"
+
+
+@needs_fork
+def test_torch_plugins_in_a_forked_worker_after_the_harness_used_torch_threads():
+    """The harness process has run torch's intra-op thread pool before the fork; the worker must not hang on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a = torch.randn(256, 256, dtype=torch.float64)
+        assert torch.isfinite(a @ a).all()  # a parallel matmul: the pool is started in the parent
+        report = check_plugin("conv2d", P.torch_function(F.conv2d), settings=QUICK, time_limit=60, isolate=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert report.cases == 3
+
+
+@needs_fork
+def test_a_plugin_keeps_its_state_between_calls_in_the_worker_as_in_process():
+    """One reused layer object that adds into its gradients: caught as nondeterministic in both modes."""
+    for isolate in (True, False):
+        layer = fx.ConvLayer()
+        with pytest.raises(PluginCheckFailure, match="nondeterministic results"):
+            check_plugin("conv2d", P.layer_object(layer, params={"w": "W", "b": "b"}, grads={"w": "dW", "b": "db"},
+                                                  accumulate="none"), settings=QUICK, isolate=isolate)
+
+
+def test_isolation_is_on_by_default_where_fork_is_safe():
+    plug = P.plugin(fx.conv_forward, fx.conv_backward)
+    assert plug.isolated == isolation.can_fork()
+    assert not plug.with_guards(isolate=False).isolated
+    assert plug.with_guards(time_limit=5).time_limit == 5 and plug.time_limit == isolation.DEFAULT_TIME_LIMIT
+    assert np.isfinite(isolation.DEFAULT_TIME_LIMIT)
