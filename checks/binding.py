@@ -95,8 +95,6 @@ class BoundPlugin(Implementation):
     """A plug-in bound to an op and a layout: canonical float64 numpy in and out, every call guarded."""
 
     layout: str = "contiguous"
-    precisions_seen: list = field(default_factory=list, compare=False)
-    failure_hint: str = ""
     repeat_calls: bool = True  # cnn_gradcheck.calls calls a plug-in twice to catch nondeterminism
 
 
