@@ -21,7 +21,7 @@ import numpy as np
 
 from . import calls, layouts as layouts_mod
 from .layouts import NUMPY, Backend
-from .options import check_axes
+from .options import as_scalars, check_axes, merge_limits
 from .spec import Implementation, OpSpec
 
 #: canonical NCHW image -> N, H, W, C (channels last)
@@ -40,10 +40,15 @@ class Plugin:
     axes: Mapping[str, tuple] = field(default_factory=dict)
     limits: Mapping[str, Any] = field(default_factory=dict)
     layouts: tuple[str, ...] | None = None
+    #: pairs of axes (stride, padding, dilation, kernel, size) drawn equal; ``scalar`` ones are also passed as an int
+    tied: tuple[str, ...] = ()
+    scalar: tuple[str, ...] = ()
+    square: bool = False  # square kernels and square inputs: tied kernel and size
 
     def with_limits(self, **limits) -> "Plugin":
-        """The same plug-in declaring (more) limits, e.g. ``stride=1, padding=0``."""
-        return replace(self, limits={**self.limits, **limits})
+        """The same plug-in declaring (more) limits, e.g. ``stride=1, padding=0``; a limit replaces the plug-in's
+        own on the same fields (``padding=0`` replaces ``ph=1, pw=1``)."""
+        return replace(self, limits=merge_limits(self.limits, limits))
 
     def bind(self, spec: OpSpec, layout: str = "contiguous") -> "BoundPlugin":
         """The plug-in as an Implementation of ``spec`` in the canonical convention, inputs in ``layout``."""
@@ -71,11 +76,11 @@ class Plugin:
             return result
 
         def forward(*arrays, **hyper):
-            user = {n: present(n, a) for n, a in zip(names, arrays)}
+            user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
             return back("y", call("forward", self.forward, [user, hyper], user), "the forward output y")
 
         def backward(dy, *arrays, **hyper):
-            user = {n: present(n, a) for n, a in zip(names, arrays)}
+            user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
             user_dy = present("y", dy)
             raw = call("backward", self.backward, [user_dy, user, hyper, spec.differentiable],
                        {"dy (the upstream gradient)": user_dy, **user})
@@ -114,8 +119,20 @@ def _deterministic_torch(backend: Backend):
 
 
 def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
-                 layouts=None) -> Plugin:
+                layouts=None, tied=(), scalar=(), square=False) -> Plugin:
+    """The options every adapter takes (docs/plugins.md): dtype, device, axes, limits, layouts, and the tied axes:
+    ``scalar=("stride", "padding")`` for a layer taking one int per hyperparameter, ``tied=`` for equal axes passed
+    as pairs, ``square=True`` for square kernels and inputs."""
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
-                  layouts_mod.check_layouts(layouts) if layouts else None)
+                  layouts_mod.check_layouts(layouts) if layouts else None, _names("tied", tied),
+                  _names("scalar", scalar), bool(square))
+
+
+def _names(option: str, names) -> tuple[str, ...]:
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if not all(isinstance(n, str) for n in names):
+        raise layouts_mod.PluginOptionError(f"bad plug-in option {option}={names!r}: names of pairs of axes, e.g. "
+                                            f"{option}=(\"stride\", \"padding\")")
+    return names
 
 
