@@ -21,7 +21,7 @@ import numpy as np
 
 from . import calls, isolation, layouts as layouts_mod
 from .layouts import NUMPY, Backend
-from .options import check_axes
+from .options import as_scalars, check_axes, merge_limits
 from .spec import Implementation, OpSpec
 
 #: canonical NCHW image -> N, H, W, C (channels last)
@@ -44,10 +44,15 @@ class Plugin:
     #: safe; cnn_gradcheck.isolation)
     time_limit: float | None = isolation.DEFAULT_TIME_LIMIT
     isolate: bool | None = None
+    #: pairs of axes (stride, padding, dilation, kernel, size) drawn equal; ``scalar`` ones are also passed as an int
+    tied: tuple[str, ...] = ()
+    scalar: tuple[str, ...] = ()
+    square: bool = False  # square kernels and square inputs: tied kernel and size
 
     def with_limits(self, **limits) -> "Plugin":
-        """The same plug-in declaring (more) limits, e.g. ``stride=1, padding=0``."""
-        return replace(self, limits={**self.limits, **limits})
+        """The same plug-in declaring (more) limits, e.g. ``stride=1, padding=0``; a limit replaces the plug-in's
+        own on the same fields (``padding=0`` replaces ``ph=1, pw=1``)."""
+        return replace(self, limits=merge_limits(self.limits, limits))
 
     def with_guards(self, time_limit: float | None = None, isolate: bool | None = None) -> "Plugin":
         """The same plug-in with another time limit per call and/or isolation (None: keep the plug-in's own)."""
@@ -95,11 +100,11 @@ class Plugin:
             return result
 
         def forward(*arrays, **hyper):
-            user = {n: present(n, a) for n, a in zip(names, arrays)}
+            user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
             return back("y", call("forward", self.forward, [user, hyper], user, hyper), "the forward output y", "forward")
 
         def backward(dy, *arrays, **hyper):
-            user = {n: present(n, a) for n, a in zip(names, arrays)}
+            user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
             user_dy = present("y", dy)
             raw = call("backward", self.backward, [user_dy, user, hyper, spec.differentiable],
                        {"dy (the upstream gradient)": user_dy, **user}, hyper)
@@ -151,8 +156,6 @@ class BoundPlugin(Implementation):
     """A plug-in bound to an op and a layout: canonical float64 numpy in and out, every call guarded."""
 
     layout: str = "contiguous"
-    precisions_seen: list = field(default_factory=list, compare=False)
-    failure_hint: str = ""
     repeat_calls: bool = True  # cnn_gradcheck.calls calls a plug-in twice to catch nondeterminism
     #: "forward"/"backward" -> the precisions its results came in (a forward in float32 with a float64 backward is
     #: accepted, and said in the precision note)
@@ -175,8 +178,20 @@ def _deterministic_torch(backend: Backend):
 
 
 def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
-                 layouts=None) -> Plugin:
+                layouts=None, tied=(), scalar=(), square=False) -> Plugin:
+    """The options every adapter takes (docs/plugins.md): dtype, device, axes, limits, layouts, and the tied axes:
+    ``scalar=("stride", "padding")`` for a layer taking one int per hyperparameter, ``tied=`` for equal axes passed
+    as pairs, ``square=True`` for square kernels and inputs."""
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
-                  layouts_mod.check_layouts(layouts) if layouts else None)
+                  layouts_mod.check_layouts(layouts) if layouts else None, _names("tied", tied),
+                  _names("scalar", scalar), bool(square))
+
+
+def _names(option: str, names) -> tuple[str, ...]:
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if not all(isinstance(n, str) for n in names):
+        raise layouts_mod.PluginOptionError(f"bad plug-in option {option}={names!r}: names of pairs of axes, e.g. "
+                                            f"{option}=(\"stride\", \"padding\")")
+    return names
 
 

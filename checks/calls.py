@@ -320,10 +320,10 @@ def _run(spec: OpSpec, impl: Implementation, case: Case, hint: str):
 def evaluate(spec: OpSpec, impl: Implementation, case: Case) -> Evaluation:
     """Run the implementation's forward and backward for a case (twice for plug-ins), guarded as described above."""
     where = case.describe()
-    hint = getattr(impl, "failure_hint", "")
+    hint = impl.failure_hint
     try:
         y, grads, precisions = _run(spec, impl, case, hint)
-        if getattr(impl, "repeat_calls", False):
+        if impl.repeat_calls:
             y2, grads2, _ = _run(spec, impl, case, hint)
             differ = [q for q, a, b in [("forward", y, y2), *((quantity_label(n), grads[n], grads2[n])
                                                                 for n in grads)]
@@ -338,7 +338,7 @@ def evaluate(spec: OpSpec, impl: Implementation, case: Case) -> Evaluation:
                     f"or non-deterministic kernels make results unrepeatable")
     except ImplementationError as e:
         raise _in_context(e, spec, impl, where) from None
-    precisions += list(getattr(impl, "precisions_seen", ()))
+    precisions += list(impl.precisions_seen)
 
     def forward(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         """The forward at other arrays (finite differences, adjoint), with the same guards on what comes back."""

@@ -114,7 +114,7 @@ class Backend:
         if self.kind == "numpy":
             return _numpy(np.asarray(a).astype(self.dtype), layout)
         import torch
-        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+        t = torch.from_numpy(np.array(a, dtype=np.float64, order="C"))  # not ascontiguousarray: it makes 0-d 1-d
         return _torch(t.to(device=self.device, dtype=getattr(torch, self.dtype)), layout)
 
     def snapshot(self, x: Any) -> Any:

@@ -20,7 +20,7 @@ from .binding import HWIO, NHWC, BoundPlugin, Plugin
 from .calls import ImplementationError
 from .coverage import PluginReport
 from .layouts import PluginOptionError
-from .options import check_axes, check_limits, op_spec
+from .options import check_axes, check_limits, op_spec, plugin_limits
 from .runner import (CaseResult, check_case, essential_verdict, other_kinds_lines, prefer_real_windows,
                      smallest_verdict)
 from .spec import Case, OpSpec
@@ -64,7 +64,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
         plug = as_plugin(implementation).with_guards(time_limit, isolate)
     except ImplementationError as e:
         raise PluginCheckFailure(str(e.at(spec.name, "", "any (the plug-in cannot be called at all)"))) from None
-    fixed = {**plug.limits, **(limits or {})}
+    fixed = plugin_limits(spec, plug, limits)  # the plug-in's limits and tied axes, then the check's
     chosen = layouts_mod.check_layouts(layouts or plug.layouts or plug.backend.layouts, f"{spec.name}: ")
     probe = check_limits(spec, fixed)  # options first: a mistake in them is not the plug-in's
     check_axes(spec, plug.axes, {**{n: np.ndim(a) for n, a in probe.arrays.items()},

@@ -21,11 +21,24 @@ from hypothesis import strategies as st
 
 @dataclass(frozen=True)
 class Implementation:
-    """A forward/backward pair in the canonical convention, with a name for reports."""
+    """A forward/backward pair in the canonical convention, with a name for reports.
+
+    The fields after ``backward`` are what the harness reads about how to call it (``cnn_gradcheck.calls``):
+    repeat_calls:    call twice and require bit-identical results (plug-ins: catches state kept between calls).
+    nondeterministic: declared unrepeatable (atomics, random kernels): results are compared under a tolerance
+                     instead of bit for bit.
+    failure_hint:    a sentence appended to a misbehaviour's message (the layout inputs arrived in, the axes).
+    precisions_seen: the precisions of what the implementation returned, filled in by the calls it made (a plug-in
+                     in float32 returns float32 even where the float64 conversion hides it).
+    """
 
     name: str
     forward: Callable[..., Any]
     backward: Callable[..., Any]
+    repeat_calls: bool = False
+    nondeterministic: bool = False
+    failure_hint: str = ""
+    precisions_seen: list = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def from_module(cls, module, prefix: str, name: str | None = None) -> "Implementation":

@@ -1,36 +1,112 @@
 """Small composable Hypothesis strategies for layer configurations and inputs.
 
-Every strategy here is valid by construction (no ``filter``/``assume``): sizes are derived from the quantities that
-must be consistent, so Hypothesis never discards examples, and it shrinks towards the smallest values first
-(batch 1, one channel, kernel 1, stride 1, no padding, no dilation, the smallest output).
+Every default strategy here is valid by construction (no ``filter``/``assume``): sizes are derived from the
+quantities that must be consistent, so Hypothesis never discards examples, and it shrinks towards the smallest values
+first (batch 1, one channel, kernel 1, stride 1, no padding, no dilation, the smallest output).
+
+A caller (a formula row, a plug-in's limits) may fix or bound any field by a value, a set of values (set, list,
+range) or a strategy. The fields' validity rules still hold then: what depends on a limited field is drawn from the
+values that keep the rules (a padding limit draws kernels wide enough for it), and a draw of a caller's set or
+strategy that breaks a rule is rejected, never handed to a layer (``within``).
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 import numpy as np
-from hypothesis import strategies as st
+from hypothesis import assume, strategies as st
 
 from . import tolerance
 
 
+#: what a limit may be besides a value or a strategy: several values, one of which is drawn
+VALUE_SETS = (set, frozenset, list, range)
+
+
+def as_strategy(value: Any) -> st.SearchStrategy:
+    """A limit as a strategy: a strategy as given, a set of values sampled (smallest first), a value as st.just."""
+    if isinstance(value, st.SearchStrategy):
+        return value
+    if isinstance(value, VALUE_SETS):
+        return st.sampled_from(sorted(value))
+    return st.just(value)
+
+
 def pick(fixed: Mapping[str, Any], key: str, default: st.SearchStrategy) -> st.SearchStrategy:
-    """The strategy for one field: a fixed value (st.just), a caller's strategy, or the default."""
+    """The strategy for one field: a fixed value (st.just), a set of values, a caller's strategy, or the default."""
+    if key not in fixed or fixed[key] is None:
+        return default
+    return as_strategy(fixed[key])
+
+
+def within(fixed: Mapping[str, Any], key: str, default: st.SearchStrategy, *, floor: int = 1,
+           low: int | None = None, high: int | None = None) -> st.SearchStrategy:
+    """The strategy for a field with validity rules: the default, or the caller's limit kept inside the rules.
+
+    floor:     the smallest value the field can ever take (1 for a stride, 0 for a padding); a fixed value below it
+               is the caller's mistake, said at once (InvalidArgument names the field and the rule).
+    low, high: the bounds the other fields drawn so far allow (a kernel at least as wide as the padding needs);
+               a limit's draw outside them is rejected, so such a draw never reaches a layer.
+    """
     if key not in fixed or fixed[key] is None:
         return default
     value = fixed[key]
-    return value if isinstance(value, st.SearchStrategy) else st.just(value)
+    if not isinstance(value, (st.SearchStrategy, *VALUE_SETS)) and (not isinstance(value, int) or value < floor):
+        from hypothesis.errors import InvalidArgument
+        raise InvalidArgument(f"{key}={value!r}: {key} is an integer of at least {floor}")
+    low = floor if low is None else max(low, floor)
+    return as_strategy(value).filter(lambda v: low <= v and (high is None or v <= high))
+
+
+class Tied:
+    """A limit on an alias (stride, padding, ...) that sets both axes to one draw: ``Tied(limit)`` or ``Tied()``
+    (both axes drawn as the first axis is by default)."""
+
+    def __init__(self, limit: Any = None):
+        self.limit = limit
+
+    def __repr__(self) -> str:
+        return f"Tied({self.limit!r})"
+
+
+class SameAs:
+    """Stands for the value drawn for another field (the first axis of a tied pair); ``resolve_ties`` replaces it."""
+
+    def __init__(self, field: str):
+        self.field = field
+
+    def __repr__(self) -> str:
+        return f"SameAs({self.field!r})"
 
 
 def expand_pairs(fixed: Mapping[str, Any], pairs: Mapping[str, tuple[str, str]]) -> dict:
-    """Let ``stride=2`` stand for ``sh=2, sw=2`` (and so on for each alias in ``pairs``)."""
+    """Let an alias stand for both axes: ``stride=2`` for ``sh=2, sw=2``; ``stride=(1, 2)`` for ``sh=1, sw=2``; a
+    set, a strategy or ``Tied(...)`` for one draw used on both axes (the second axis ``SameAs`` the first). A field
+    given by its own name wins over the alias."""
     out = dict(fixed)
     for alias, (first, second) in pairs.items():
-        if alias in out:
-            value = out.pop(alias)
+        if alias not in out:
+            continue
+        value = out.pop(alias)
+        if isinstance(value, tuple):
+            if len(value) != 2:
+                from hypothesis.errors import InvalidArgument
+                raise InvalidArgument(f"{alias}={value!r}: a tuple gives ({first}, {second}), two values")
+            out.setdefault(first, value[0])
+            out.setdefault(second, value[1])
+            continue
+        if isinstance(value, Tied):
+            value = value.limit
+        if value is not None:
             out.setdefault(first, value)
-            out.setdefault(second, value)
+        out.setdefault(second, SameAs(first) if isinstance(value, (type(None), st.SearchStrategy, *VALUE_SETS))
+                       else value)
     return out
+
+
+def resolve_ties(fixed: Mapping[str, Any], drawn: Mapping[str, Any]) -> dict:
+    """``fixed`` with each ``SameAs(field)`` replaced by the value drawn for that field (call between the axes)."""
+    return {k: drawn[v.field] if isinstance(v, SameAs) and v.field in drawn else v for k, v in fixed.items()}
 
 
 @st.composite
@@ -41,21 +117,49 @@ def window_axis(draw, fixed: Mapping[str, Any], axis: str, *, max_kernel=4, max_
     n = (out - 1) s + d (k - 1) + 1 - 2 p + r with r in [0, s - 1]: r > 0 is the case where (n + 2p - d(k-1) - 1)
     is not divisible by s, so that trailing rows no window reaches exist and must get zero gradient.
     padding_rule "half_effective_kernel" keeps p <= d (k - 1) // 2 (so n >= 1, as torch's conv allows);
-    "half_kernel" keeps p <= k // 2 (torch's pooling rule).
+    "half_kernel" keeps p <= k // 2 (torch's pooling rule). These rules hold whatever a caller limits: with the
+    padding limited, the kernel is drawn wide enough for it; with the input size n limited (H or W: a 32 x 32
+    image), the kernel is drawn to fit it and out, r follow from n.
     Field names are suffixed by axis ("h" or "w"): kh, sh, ph, dilh (dilation: "dh" would read as a
     gradient in reports), Hout.
     """
-    k = draw(pick(fixed, f"k{axis}", st.integers(1, max_kernel)))
-    s = draw(pick(fixed, f"s{axis}", st.integers(1, max_stride)))
-    d = draw(pick(fixed, f"dil{axis}", st.integers(1, max_dilation)))
-    limit = d * (k - 1) // 2 if padding_rule == "half_effective_kernel" else k // 2
-    p = draw(pick(fixed, f"p{axis}", st.integers(0, limit)))
-    out = draw(pick(fixed, f"{axis.upper()}out", st.integers(1, max_out)))
-    r = draw(pick(fixed, f"r{axis}", st.integers(0, s - 1)))
+    K, S, D, P, OUT, R, N = (f"k{axis}", f"s{axis}", f"dil{axis}", f"p{axis}", f"{axis.upper()}out", f"r{axis}",
+                             axis.upper())
+    conv = padding_rule == "half_effective_kernel"
+
+    def pad_max(k, d):  # the padding rule
+        return d * (k - 1) // 2 if conv else k // 2
+
+    if N not in fixed and fixed.get(P) in (None, 0):  # the default order: every unlimited draw stays as it was
+        k = draw(within(fixed, K, st.integers(1, max_kernel)))
+        s = draw(within(fixed, S, st.integers(1, max_stride)))
+        d = draw(within(fixed, D, st.integers(1, max_dilation)))
+        p = draw(within(fixed, P, st.integers(0, pad_max(k, d)), floor=0))
+    else:  # padding or input size limited: draw them first, then a kernel that keeps the rules
+        s = draw(within(fixed, S, st.integers(1, max_stride)))
+        d = draw(within(fixed, D, st.integers(1, max_dilation)))
+        p = draw(within(fixed, P, st.just(None), floor=0))
+        n = draw(within(fixed, N, st.just(None)))
+        if n is not None and (OUT in fixed or R in fixed):
+            from hypothesis.errors import InvalidArgument
+            raise InvalidArgument(f"{N} and {OUT if OUT in fixed else R} are both limited: the input size {N} "
+                                  f"determines {OUT} and {R} (with the kernel, stride, padding); limit one of them")
+        k_low = 1 if p is None else max(1, -(-2 * p // d) + 1 if conv else 2 * p)  # smallest k with pad_max >= p
+        k_high = max(max_kernel, k_low)
+        if n is not None:  # the widened kernel fits the padded input: d (k - 1) + 1 <= n + 2 p
+            k_high = min(k_high, (n - 1 + 2 * (p or 0)) // d + 1)
+        assume(k_low <= k_high)  # else no kernel keeps the rules with this stride, dilation, padding and size
+        k = draw(within(fixed, K, st.integers(k_low, k_high), low=k_low, high=k_high))
+        if p is None:
+            p = draw(st.integers(0, pad_max(k, d)))
+        if n is not None:  # out and r follow from n
+            return {K: k, S: s, D: d, P: p, N: n}
+    out = draw(within(fixed, OUT, st.integers(1, max_out)))
+    r = draw(within(fixed, R, st.integers(0, s - 1), floor=0, high=s - 1))
     n = (out - 1) * s + d * (k - 1) + 1 - 2 * p + r
-    if n < 1:  # only reachable when a caller fixes padding beyond the rule; grow the output instead
+    if n < 1:  # pooling with p = k // 2 and no remainder: grow the input to one cell (out follows from n)
         n = 1
-    return {f"k{axis}": k, f"s{axis}": s, f"dil{axis}": d, f"p{axis}": p, axis.upper(): n}
+    return {K: k, S: s, D: d, P: p, N: n}
 
 
 def out_size(n: int, k: int, s: int, p: int, d: int = 1) -> int:

@@ -8,22 +8,23 @@ from ..reference import conv2d as ref
 from ..reference import conv_matrix
 from ..spec import Formula, Implementation, OpSpec
 from ..special import HUGE_SCALE, TINY_SCALE, exact_zeros, repeated, scaled
-from ..strategies import expand_pairs, normal, out_size, pick, window_axis
+from ..strategies import expand_pairs, normal, out_size, pick, resolve_ties, window_axis
 
 ALIASES = {"stride": ("sh", "sw"), "padding": ("ph", "pw"), "dilation": ("dilh", "dilw"), "kernel": ("kh", "kw"),
-           "remainder": ("rh", "rw")}
+           "remainder": ("rh", "rw"), "size": ("H", "W"), "out": ("Hout", "Wout")}
 
 
 @st.composite
 def conv_configs(draw, **fixed):
     """N, C_in, C_out, H, W, kh, kw and per-axis stride/padding/dilation. Fixable by name (``C_in=1``) or by the
-    aliases ``stride``, ``padding``, ``dilation``, ``kernel``, ``remainder`` (both axes at once)."""
+    aliases ``stride``, ``padding``, ``dilation``, ``kernel``, ``remainder``, ``size`` (H, W), ``out`` (Hout, Wout)
+    (both axes at once)."""
     fixed = expand_pairs(fixed, ALIASES)
     config = {"N": draw(pick(fixed, "N", st.integers(1, 2))),
               "C_in": draw(pick(fixed, "C_in", st.integers(1, 3))),
               "C_out": draw(pick(fixed, "C_out", st.integers(1, 3)))}
     config.update(draw(window_axis(fixed, "h")))
-    config.update(draw(window_axis(fixed, "w")))
+    config.update(draw(window_axis(resolve_ties(fixed, config), "w")))  # tied axes: w as drawn for h
     return {key: config[key] for key in ORDER}  # reports list the fields in this order
 
 

@@ -12,10 +12,11 @@ from ..reference import subsampling as sub
 from ..spec import Formula, Implementation, OpSpec
 from .pool_ties import maxpool_subgradient, tied_maxima
 from ..special import HUGE_SCALE, TINY_SCALE, VERY_HUGE_SCALE, exact_zeros, repeated, scaled
-from ..strategies import distinct_values, expand_pairs, normal, pick, stride_relative_to_kernel, window_axis
+from ..strategies import (distinct_values, expand_pairs, normal, pick, resolve_ties, stride_relative_to_kernel,
+                          window_axis, within)
 
 ALIASES = {"kernel": ("kh", "kw"), "stride": ("sh", "sw"), "padding": ("ph", "pw"), "dilation": ("dilh", "dilw"),
-           "remainder": ("rh", "rw")}
+           "remainder": ("rh", "rw"), "size": ("H", "W"), "out": ("Hout", "Wout")}
 
 
 @st.composite
@@ -33,6 +34,7 @@ def pool_configs(draw, *, padded=True, dilated=False, stride_vs_kernel=None, squ
         fixed["ph"], fixed["pw"] = 0, 0
     config = {"N": draw(pick(fixed, "N", st.integers(1, 2))), "C": draw(pick(fixed, "C", st.integers(1, 2)))}
     for axis in "hw":
+        fixed = resolve_ties(fixed, config)  # tied axes: w as drawn for h
         if square and axis == "w":
             fixed["kw"] = config["kh"]
         axis_fixed = dict(fixed) if dilated else {**fixed, f"dil{axis}": 1}
@@ -129,13 +131,21 @@ MEANPOOL2D = OpSpec(
 @st.composite
 def subsampling_configs(draw, **fixed):
     """N, C, scale, and the input size: Hout whole blocks plus rh < scale rows no block reads (likewise W)."""
-    fixed = expand_pairs(fixed, {"remainder": ("rh", "rw")})
+    fixed = expand_pairs(fixed, SUBSAMPLING_ALIASES)
     c = {"N": draw(pick(fixed, "N", st.integers(1, 2))), "C": draw(pick(fixed, "C", st.integers(1, 2))),
-         "scale": draw(pick(fixed, "scale", st.integers(1, 3)))}
+         "scale": draw(within(fixed, "scale", st.integers(1, 3)))}
     for axis in "hw":
-        out = draw(pick(fixed, f"{axis.upper()}out", st.integers(1, 3)))
-        c[axis.upper()] = out * c["scale"] + draw(pick(fixed, f"r{axis}", st.integers(0, c["scale"] - 1)))
+        fixed, size = resolve_ties(fixed, c), axis.upper()
+        if size in fixed:  # an input size given (raised or restricted): whole blocks and the rest follow from it
+            c[size] = draw(within(fixed, size, st.nothing(), low=c["scale"]))
+            continue
+        out = draw(within(fixed, f"{size}out", st.integers(1, 3)))
+        c[size] = out * c["scale"] + draw(within(fixed, f"r{axis}", st.integers(0, c["scale"] - 1), floor=0,
+                                                 high=c["scale"] - 1))
     return c
+
+
+SUBSAMPLING_ALIASES = {"remainder": ("rh", "rw"), "size": ("H", "W"), "out": ("Hout", "Wout")}
 
 
 def _subsampling_torch(x, beta, b, scale):
