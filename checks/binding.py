@@ -40,8 +40,8 @@ class Plugin:
     axes: Mapping[str, tuple] = field(default_factory=dict)
     limits: Mapping[str, Any] = field(default_factory=dict)
     layouts: tuple[str, ...] | None = None
-    #: seconds one call may take (None: no limit); isolate: run the calls in a worker process (None: where fork is
-    #: safe; cnn_gradcheck.isolation)
+    #: seconds one call may take (None: no limit); isolate: run the calls in a worker process (None: for plug-ins
+    #: whose code is not plain Python/numpy, i.e. torch and JAX kernels, where fork is safe; cnn_gradcheck.isolation)
     time_limit: float | None = isolation.DEFAULT_TIME_LIMIT
     isolate: bool | None = None
     #: pairs of axes (stride, padding, dilation, kernel, size) drawn equal; ``scalar`` ones are also passed as an int
@@ -61,8 +61,11 @@ class Plugin:
 
     @property
     def isolated(self) -> bool:
-        """Calls run in a worker process: asked for, or by default wherever fork is safe."""
-        return isolation.can_fork() if self.isolate is None else bool(self.isolate) and isolation.can_fork()
+        """Calls run in a worker process: asked for, or by default for native kernels (a torch or JAX backend: a
+        crash there must not end the run); plain numpy plug-ins run in-process unless isolate=True, so their state
+        and side effects stay where their author looks for them. Either way only where fork is safe."""
+        wanted = self.backend.kind != "numpy" if self.isolate is None else bool(self.isolate)
+        return wanted and isolation.can_fork()
 
     def bind(self, spec: OpSpec, layout: str = "contiguous") -> "BoundPlugin":
         """The plug-in as an Implementation of ``spec`` in the canonical convention, inputs in ``layout``."""
@@ -183,8 +186,8 @@ def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu",
     ``scalar=("stride", "padding")`` for a layer taking one int per hyperparameter, ``tied=`` for equal axes passed
     as pairs, ``square=True`` for square kernels and inputs."""
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
-                  layouts_mod.check_layouts(layouts) if layouts else None, _names("tied", tied),
-                  _names("scalar", scalar), bool(square))
+                  layouts_mod.check_layouts(layouts) if layouts else None, tied=_names("tied", tied),
+                  scalar=_names("scalar", scalar), square=bool(square))
 
 
 def _names(option: str, names) -> tuple[str, ...]:

@@ -250,10 +250,12 @@ def case_configs(draw, spec, fixed: Mapping[str, Any]):
     and replays stay as they were; Hypothesis shrinks towards the generic case and keeps a corner or special
     values only when the failure needs them."""
     from .spec import CORNER_KEY, VALUES_KEY
+    # values=None / corner=None in fixed: generic cases only (a formula that holds "away from ties", say)
+    no_values, no_corner = fixed.get(VALUES_KEY, ...) is None, fixed.get(CORNER_KEY, ...) is None
     fixed = {k: v for k, v in fixed.items() if k not in (VALUES_KEY, CORNER_KEY)}
-    corner = _selected(draw, usable_corners(spec, fixed))
+    corner = None if no_corner else _selected(draw, usable_corners(spec, fixed))
     config = dict(draw(spec.configs(**fixed, **(corner[1] if corner else {}))))
-    kind = _selected(draw, tuple(spec.special_values))
+    kind = None if no_values else _selected(draw, tuple(spec.special_values))
     if kind is not None:
         config[VALUES_KEY] = kind
     if corner is not None:
