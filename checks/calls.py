@@ -284,7 +284,9 @@ def evaluate(spec: OpSpec, impl: Implementation, case: Case) -> Evaluation:
                     f"state kept between calls (gradients accumulated across calls, a cache, random numbers) "
                     f"or non-deterministic kernels make results unrepeatable")
     except ImplementationError as e:
-        raise e.at(spec.name, impl.name, where) from None
+        error = e.at(spec.name, impl.name, where)
+        error.case = case  # for the report: the smallest of several failures, what explains a misbehaviour
+        raise error from None
     precisions += list(getattr(impl, "precisions_seen", ()))
 
     def forward(arrays: Mapping[str, np.ndarray]) -> np.ndarray:

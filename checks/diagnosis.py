@@ -13,6 +13,7 @@ or whose shape differs are skipped.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -346,9 +347,153 @@ def _softmax_jacobian_mistakes(ctx: Context) -> Iterable[Candidate]:
     yield "off-diagonal terms left out (diagonal Jacobian y_i (1 - y_i) only)", diagonal
 
 
-def _sigmoid_of_input(ctx: Context) -> Iterable[Candidate]:
-    x = ctx.case.arrays["x"]
-    yield "f'(x) computed as x (1 - x) from the input instead of y (1 - y) from the output", ctx.case.dy * x * (1 - x)
+# ---- element-wise activations: the local derivative f' and the usual ways to get it wrong ----------------------
+
+#: op -> (f' in terms of (x, y), {what went wrong: wrong f'(x, y, dy)}); dE/dx = dE/dy * f'. The wrong forms are
+#: f' taken from the wrong quantity (the input, the output or the upstream gradient in place of the right one) and
+#: a wrong term or sign in f'.
+ACTIVATION_DERIVATIVES: dict[str, tuple[Callable, dict[str, Callable]]] = {
+    "relu": (lambda x, y: (x > 0) * 1.0, {
+        "multiplied by the input x where x > 0, instead of by 1": lambda x, y, dy: x * (x > 0),
+        "mask taken from the upstream gradient (dE/dy > 0) instead of the input (x > 0)": lambda x, y, dy: dy > 0,
+        "mask inverted (x < 0 instead of x > 0)": lambda x, y, dy: (x < 0) * 1.0}),
+    "sigmoid": (lambda x, y: y * (1 - y), {
+        "f' = x (1 - x) from the input instead of y (1 - y) from the output": lambda x, y, dy: x * (1 - x),
+        "f' = dy (1 - dy) from the upstream gradient instead of y (1 - y)": lambda x, y, dy: dy * (1 - dy),
+        "f' = y, the (1 - y) term dropped": lambda x, y, dy: y,
+        "f' = 1 - y, the y term dropped": lambda x, y, dy: 1 - y,
+        "f' = y (1 + y), sign of the y^2 term flipped": lambda x, y, dy: y * (1 + y)}),
+    "tanh": (lambda x, y: 1 - y * y, {
+        "f' = 1 - x^2 from the input instead of 1 - y^2 from the output": lambda x, y, dy: 1 - x * x,
+        "f' = 1 - dy^2 from the upstream gradient instead of 1 - y^2": lambda x, y, dy: 1 - dy * dy,
+        "f' = 1 - y, the square dropped": lambda x, y, dy: 1 - y,
+        "f' = 1 + y^2, sign flipped": lambda x, y, dy: 1 + y * y,
+        "f' = y^2, the 1 dropped or the sign of the whole flipped": lambda x, y, dy: y * y}),
+}
+
+
+def _activation_derivative(ctx: Context) -> Iterable[Candidate]:
+    if ctx.spec.name not in ACTIVATION_DERIVATIVES or ctx.arg != "x":
+        return
+    x, dy = ctx.case.arrays["x"], ctx.case.dy
+    y = ctx.forward_value()
+    for detail, wrong in ACTIVATION_DERIVATIVES[ctx.spec.name][1].items():
+        yield detail, dy * np.asarray(wrong(x, y, dy), dtype=np.float64)
+
+
+def _leaky_slope(ctx: Context) -> Iterable[Candidate]:
+    """ReLU's backward with a leak: dE/dx = dE/dy (x > 0) + a dE/dy (x <= 0); a by least squares, named."""
+    if ctx.spec.name != "relu" or ctx.arg != "x":
+        return
+    x, dy = ctx.case.arrays["x"], ctx.case.dy
+    leak = dy * (x <= 0)
+    denominator = float(np.sum(leak * leak))
+    if denominator == 0.0:
+        return
+    a = float(np.sum((ctx.got - ctx.expected) * leak)) / denominator
+    if a != 0.0:
+        yield f"a leaky slope {a:.6g} where x <= 0 (ReLU's derivative there is 0)", ctx.expected + a * leak
+
+
+# ---- windows: pooling argmax, kernel extent, bias axis ------------------------------------------------------------
+
+def _windows(xp: np.ndarray, kernel, stride) -> np.ndarray:
+    """(N, C, Ho, Wo, kh, kw) view of the windows of a padded NCHW array (vectorised, no copy)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    view = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
+    return view[:, :, ::sh, ::sw]
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def _argmax_unravelled_swapped(ctx: Context) -> Iterable[Candidate]:
+    """Max-pool backward routing dy to the window's argmax, the flat index k unravelled with swapped axes
+    ((k % kh, k // kh) or (k % kw, k // kw) where (k // kw, k % kw) is right)."""
+    if ctx.spec.name != "maxpool2d" or ctx.arg != "x":
+        return
+    h = ctx.hyper
+    (kh, kw), (sh, sw), (ph, pw) = _pair(h["kernel"]), _pair(h["stride"]), _pair(h.get("padding", 0))
+    x, dy = ctx.case.arrays["x"], ctx.case.dy
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    win = _windows(xp, (kh, kw), (sh, sw))[:, :, :dy.shape[2], :dy.shape[3]]
+    k = np.argmax(win.reshape(win.shape[:4] + (-1,)), axis=-1)
+    n, c, i, j = np.indices(k.shape)
+    for detail, (a, b) in (("(k % kh, k // kh)", (k % kh, k // kh)), ("(k % kw, k // kw)", (k % kw, k // kw))):
+        if np.any(a >= kh) or np.any(b >= kw):
+            continue
+        dxp = np.zeros_like(xp)
+        np.add.at(dxp, (n, c, i * sh + a, j * sw + b), dy)
+        yield f"argmax index k unravelled as {detail} instead of (k // kw, k % kw)", \
+            dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
+
+
+def _square_kernel_assumed(ctx: Context) -> Iterable[Candidate]:
+    """A kernel loop that uses kh for both axes (or kw): the taps beyond the shorter side are never visited."""
+    w = ctx.case.arrays.get("w")
+    if w is None or w.ndim != 4 or w.shape[2] == w.shape[3]:
+        return
+    kh, kw = w.shape[2:]
+    keep = np.zeros_like(w)
+    keep[:, :, :min(kh, kw), :min(kh, kw)] = 1.0
+    side = "kh" if kh < kw else "kw"
+    detail = f"the kernel taken as {min(kh, kw)}x{min(kh, kw)} ({side} used for both axes)"
+    if ctx.arg == "w":
+        yield detail, ctx.expected * keep
+    else:
+        yield detail, ctx.recompute(arrays={"w": w * keep})
+
+
+def _window_off_by_one(ctx: Context) -> Iterable[Candidate]:
+    """A loop bound off by one: the last kernel row/column (range(kh - 1)) or the last output row/column
+    (range(Ho - 1)) never visited."""
+    w, dy = ctx.case.arrays.get("w"), ctx.case.dy
+    if w is not None and w.ndim == 4:
+        for axis, name in ((2, "row s = kh - 1"), (3, "column t = kw - 1")):
+            keep = np.ones_like(w)
+            index = [slice(None)] * 4
+            index[axis] = -1
+            keep[tuple(index)] = 0.0
+            detail = f"the last kernel {name} skipped (range(k - 1))"
+            yield detail, (ctx.expected * keep if ctx.arg == "w" else ctx.recompute(arrays={"w": w * keep}))
+    if dy.ndim == 4:
+        for axis, name in ((2, "row"), (3, "column")):
+            index = [slice(None)] * 4
+            index[axis] = -1
+            if ctx.quantity == "forward":
+                candidate = ctx.expected.copy()
+                candidate[tuple(index)] = 0.0
+            else:
+                cut = dy.copy()
+                cut[tuple(index)] = 0.0
+                candidate = ctx.recompute(dy=cut)
+            yield f"the last output {name} skipped (range(H_out - 1))", candidate
+
+
+def _bias_axis(y: np.ndarray) -> int:
+    return 1 if y.ndim >= 2 else 0
+
+
+def _bias_wrong_axis(ctx: Context) -> Iterable[Candidate]:
+    """The bias added along the wrong axis of y (forward), or its gradient summed over the wrong axes (db)."""
+    b = ctx.case.arrays.get("b")
+    dy = ctx.case.dy
+    if b is None or b.ndim != 1 or dy.ndim < 2:
+        return
+    right = _bias_axis(dy)
+    for axis in range(dy.ndim):
+        if axis == right or dy.shape[axis] != b.size:
+            continue
+        if ctx.arg == "b":
+            yield (f"summed over every axis but {axis} instead of but {right}",
+                   dy.sum(axis=tuple(a for a in range(dy.ndim) if a != axis)))
+        elif ctx.quantity == "forward":
+            shape = [1] * dy.ndim
+            moved = list(shape)
+            shape[right], moved[axis] = b.size, b.size
+            yield f"b broadcast along axis {axis} instead of {right}", \
+                ctx.expected - b.reshape(shape) + b.reshape(moved)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -379,8 +524,18 @@ CATALOGUE: list[Mistake] = [
             "mask, f') was never applied", _local_derivative_dropped, quantities=("dx",)),
     Mistake("softmax Jacobian wrong", "the softmax backward must apply the full Jacobian, J_ii = y_i (1 - y_i), "
             "J_ki = -y_k y_i", _softmax_jacobian_mistakes, ops=("softmax",), quantities=("dx",)),
-    Mistake("sigmoid derivative from the input", "f' = f (1 - f) needs the output f, not the input x",
-            _sigmoid_of_input, ops=("sigmoid",), quantities=("dx",)),
+    Mistake("local derivative wrong", "dE/dx = dE/dy f'; f' was taken from the wrong quantity (input, output, "
+            "upstream gradient) or has a wrong term or sign", _activation_derivative,
+            ops=tuple(ACTIVATION_DERIVATIVES), quantities=("dx",)),
+    Mistake("leaky slope in the backward", "ReLU's derivative is 0 where x <= 0; the backward let a fraction of "
+            "dE/dy through there", _leaky_slope, ops=("relu",), quantities=("dx",)),
+    Mistake("argmax unravelled with swapped axes", "the window's flat argmax index k is (k // kw, k % kw)",
+            _argmax_unravelled_swapped, ops=("maxpool2d",), quantities=("dx",)),
+    Mistake("square kernel assumed", "a loop over the kernel used one side for both axes", _square_kernel_assumed),
+    Mistake("window off by one", "a loop bound one short: the last kernel tap or output cell never visited",
+            _window_off_by_one),
+    Mistake("bias broadcast across the wrong axis", "the bias belongs to the channel axis (axis 1)",
+            _bias_wrong_axis),
     Mistake("scaled by a constant", "the right shape, times a constant (a stray 1/N, 2, window area, sign...)",
             _scaled, fit_scale=True),
 ]
@@ -566,8 +721,9 @@ def diagnose_result(result) -> list[Diagnosis]:
         mags = {}
     recomputed = None
     out = []
+    forward_wrong = "forward" in wrong
     for quantity in wrong:
-        if true_op_agrees(result, quantity):
+        if forward_wrong and true_op_agrees(result, quantity):
             out.append(Diagnosis(quantity, note="nothing to diagnose: it equals the true op's gradient "
                                                 "(pytorch/reference agree); only oracles that differentiate the "
                                                 "implementation's own forward disagree"))
@@ -585,10 +741,164 @@ def diagnose_result(result) -> list[Diagnosis]:
             out.append(Diagnosis(quantity, note="no arrays to compare"))
             continue
         expected, got = (np.asarray(a, dtype=np.float64) for a in pair)
-        out.append(diagnose(Context(result.spec, result.case, quantity, expected, got, mags.get(quantity),
-                                    getattr(result, "dtype", "float64"))))
+        found = diagnose(Context(result.spec, result.case, quantity, expected, got, mags.get(quantity),
+                                 getattr(result, "dtype", "float64")))
+        out.append(_on_a_wider_case(result, found) if _too_small_to_tell(found, got, result.case) else found)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A second, wider configuration: mistakes that coincide on a tiny case, and compound constants
+# ----------------------------------------------------------------------------------------------------------------
+
+#: only cases up to this many input elements are re-run wider (a large case tells the mistakes apart already)
+WIDER_LIMIT = 10_000
+#: how a configuration is widened: sizes grown by different amounts, so that products of them separate
+GROW = {"N": 1, "C": 1, "C_in": 1, "C_out": 2, "K": 3, "m": 1, "n": 2, "H": 2, "W": 3}
+KERNEL_AT_LEAST = {"kh": 2, "kw": 3}
+
+
+def _too_small_to_tell(d: Diagnosis, got: np.ndarray, case: Case) -> bool:
+    """A diagnosis worth repeating on a wider case: one or two elements (any constant, any mask fits), several
+    entries fitting, all zeros, or a constant (whose name may be one of several products of sizes)."""
+    if sum(int(np.size(a)) for a in case.arrays.values()) > WIDER_LIMIT:
+        return False
+    if got.size <= 2 and (d.fits or not d.note):
+        return True
+    names = {f.mistake.name for f in d.fits}
+    if len(names) > 1 or d.mistake == "gradient never written":
+        return True
+    return bool(d.fits) and d.fits[0].mistake.fit_scale and _simple_ratio(d.fits[0].scale)
+
+
+def _simple_ratio(c: float, most: int = 1000) -> bool:
+    """c = p/q with q <= most: a constant that a product of sizes can make (1 + 1e-6 cannot)."""
+    multiples = abs(c) * np.arange(1, most + 1)
+    return bool(np.any(np.abs(multiples - np.round(multiples)) <= 1e-9 * multiples) and c != 0)
+
+
+def wider_config(spec: OpSpec, config: Mapping[str, Any]) -> dict | None:
+    """The configuration with sizes grown (GROW) and 1-tap kernels widened, if the op accepts it; else with the
+    sizes grown alone; None if neither is valid."""
+    grown = {k: v + GROW[k] if k in GROW and isinstance(v, int) else v for k, v in config.items()}
+    widened = {k: max(v, KERNEL_AT_LEAST[k]) if k in KERNEL_AT_LEAST and isinstance(v, int) else v
+               for k, v in grown.items()}
+    for candidate in (widened, grown):
+        try:
+            if all(n >= 1 for n in spec.output_shape(candidate)):
+                spec.make_case(candidate, 0)
+                return candidate
+        except Exception:  # noqa: BLE001 -- a configuration the op does not accept
+            continue
+    return None
+
+
+def _sizes(spec: OpSpec, config: Mapping[str, Any]) -> dict[str, float]:
+    """Named sizes of a configuration for naming a compound constant: its integers and the output's spatial sizes."""
+    out = {k: float(v) for k, v in config.items() if isinstance(v, (int, np.integer)) and not isinstance(v, bool)}
+    shape = spec.output_shape(config)
+    if len(shape) == 4:
+        out.update({"H_out": float(shape[2]), "W_out": float(shape[3])})
+    return out
+
+
+def compound_names(scale1: float, sizes1: Mapping[str, float], scale2: float, sizes2: Mapping[str, float],
+                   most: int = 3) -> list[str]:
+    """Products of up to ``most`` sizes, each to the power +-1, times +-1 or 2, equal to scale1 on the first
+    configuration and scale2 on the second: the factor the mistake is made of."""
+    from itertools import combinations, product
+    names = [k for k in sizes1 if k in sizes2 and sizes1[k] > 0 and sizes2[k] > 0
+             and (sizes1[k] != 1 or sizes2[k] != 1)]
+    found = []
+    leads = [lead for lead in (1.0, -1.0, 2.0, -2.0, 0.5, -0.5) if lead * scale1 > 0]
+    for count in range(0, most + 1):
+        for chosen in combinations(names, count):
+            for powers in product((1, -1), repeat=count):
+                p1 = math.prod(sizes1[n] ** p for n, p in zip(chosen, powers))
+                p2 = math.prod(sizes2[n] ** p for n, p in zip(chosen, powers))
+                for lead in leads:
+                    v1, v2 = lead * p1, lead * p2
+                    if abs(v1 - scale1) <= 1e-9 * abs(v1) and abs(v2 - scale2) <= 1e-9 * abs(v2):
+                        found.append(_product_name(lead, [n for n, p in zip(chosen, powers) if p > 0],
+                                                   [n for n, p in zip(chosen, powers) if p < 0]))
+        if found:
+            return found
+    return found
+
+
+def _product_name(lead: float, up: list[str], down: list[str]) -> str:
+    """'-2*kh/(N*W)' from the lead constant and the sizes above and below the line."""
+    up = (["2"] if abs(lead) == 2 else []) + up
+    down = (["2"] if abs(lead) == 0.5 else []) + down
+    text = "*".join(up) or "1"
+    if down:
+        text += "/" + (f"({'*'.join(down)})" if len(down) > 1 else down[0])
+    return ("-" if lead < 0 else "") + text
+
+
+def _on_a_wider_case(result, small: Diagnosis) -> Diagnosis:
+    """The diagnosis repeated on a wider configuration of the same seed (the implementation called again):
+    taken when the quantity is wrong there too and the diagnosis there is unambiguous; a constant fitted on both
+    is named as the product of sizes that gives both values."""
+    from .calls import evaluate
+    from .oracles import magnitudes, torch_outputs
+
+    spec, quantity = result.spec, small.quantity
+    config = wider_config(spec, result.case.config)
+    if config is None:
+        return small
+    try:
+        case = spec.make_case(config, result.case.seed)
+        y, grads = torch_outputs(spec, case)
+        evaluation = evaluate(spec, result.impl, case)
+        expected = y if quantity == "forward" else grads[quantity[1:]]
+        got = evaluation.y if quantity == "forward" else evaluation.grads[quantity[1:]]
+        wide = diagnose(Context(spec, case, quantity, np.asarray(expected), np.asarray(got),
+                                magnitudes(spec, case).get(quantity), evaluation.dtype))
+    except Exception:  # noqa: BLE001 -- the implementation or the op refuses the wider case: keep the small one
+        return small
+    if not wide.fits or len({f.mistake.name for f in wide.fits}) > 1 and len(small.fits) <= len(wide.fits):
+        return small
+    best = wide.fits[0]
+    if best.mistake.fit_scale and small.fits and small.fits[0].mistake.fit_scale:
+        here = name_constant(small.fits[0].scale, result.case.config).split(" = ")
+        common = [n for n in name_constant(best.scale, config).split(" = ") if n and n in here]
+        names = common or compound_names(small.fits[0].scale, _sizes(spec, result.case.config), best.scale,
+                                         _sizes(spec, config))
+        best.constant_name = " = ".join(names)
+    wide.note = "; ".join(filter(None, [wide.note, f"diagnosed on a wider case {case.describe()}, where the "
+                                        f"mistakes that fit the failing case can be told apart"]))
+    return wide
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Misbehaviours (an ImplementationError, no values to compare) that a common mistake explains
+# ----------------------------------------------------------------------------------------------------------------
+
+#: the largest x whose exp is finite in float64
+EXP_LIMIT = float(np.log(np.finfo(np.float64).max))
+
+
+def diagnose_misbehaviour(spec: OpSpec, case: Case | None, error: BaseException) -> list[str]:
+    """Sentences naming a common mistake behind a misbehaviour: an empty gradient from a [p:-p] crop at padding
+    0; NaN or inf from exp of inputs beyond its range (a softmax or cross-entropy without max subtraction)."""
+    if case is None:
+        return []
+    problem, detail = getattr(error, "problem", ""), getattr(error, "detail", "")
+    out = []
+    padding = [case.config.get(k) for k in ("ph", "pw") if k in case.config]
+    if "shape" in problem and "; (" in detail and any(p == 0 for p in padding):
+        shapes = [part.split(" has shape ")[1].split(";")[0] for part in detail.splitlines() if " has shape " in part]
+        if any(", 0" in s or "(0" in s for s in shapes):
+            out.append("diagnosis: an empty axis at padding 0: a crop written [p:-p] is empty when p = 0 "
+                       "(-0 is 0); crop with [p:p + H] instead")
+    x = case.arrays.get("x")
+    if ("NaN" in problem or "inf" in problem) and x is not None and np.max(np.abs(x), initial=0) > EXP_LIMIT:
+        out.append(f"diagnosis: the inputs reach |x| = {np.max(np.abs(x)):.4g}, beyond exp's range ({EXP_LIMIT:.1f}):"
+                   f" exp(x) overflows to inf (or all terms underflow to 0, 0/0 = NaN) unless the row maximum is "
+                   f"subtracted first (softmax, cross-entropy: exp(x - max x) / sum exp(x - max x))")
     return out
 
 
 __all__ = ["CATALOGUE", "Candidate", "Context", "Diagnosis", "Fit", "Mistake", "catalogue_for", "diagnose",
-           "diagnose_result", "named_constants", "register", "shift"]
+           "diagnose_result", "diagnose_misbehaviour", "named_constants", "register", "shift"]
