@@ -21,6 +21,7 @@ from .calls import ImplementationError
 from .coverage import PluginReport
 from .layouts import PluginOptionError
 from .options import check_axes, check_limits, op_spec
+from .property import DEFAULT_SHRINK_BUDGET, ShrinkBudget
 from .runner import (CaseResult, check_case, essential_verdict, other_kinds_lines, prefer_real_windows,
                      smallest_verdict)
 from .spec import Case, OpSpec
@@ -39,14 +40,17 @@ class PrecisionNote(UserWarning):
 
 
 def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, Any] | None = None,
-                 layouts=None, settings=None, oracles=None, target: str | None = None) -> PluginReport:
+                 layouts=None, settings=None, oracles=None, target: str | None = None,
+                 shrink_budget: float | None = DEFAULT_SHRINK_BUDGET) -> PluginReport:
     """Run the property suite that the references pass on a plug-in: every oracle (forward against the reference
     and torch; gradients against finite differences, torch and the adjoint test), generated configurations within
     the plug-in's limits, inputs in every memory layout, shrinking to the minimal failing configuration.
 
     settings: Hypothesis settings for this check (default: cnn_gradcheck.profiles.check_settings: the profile your
     project loaded, else the harness's). target: "module:attribute" the plug-in was loaded from, for the
-    reproduction line of a failure report.
+    reproduction line of a failure report. shrink_budget: seconds to spend shrinking a failure (from the first
+    failure found; None: no limit); when it runs out, the report shows the smallest failure found so far and says
+    it is not fully shrunk.
 
     Returns a PluginReport (``.summary()`` says what was covered); raises PluginCheckFailure with the report of the
     smallest failing case, or of the first misbehaviour (exception, wrong shape, NaN, mutated input, ...), ending
@@ -64,6 +68,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
                                  "y": len(spec.output_shape(probe.config))})
     report = PluginReport(spec, plug, fixed, chosen)
     last: dict = {}
+    budget = ShrinkBudget(shrink_budget)
     try:
         precision = calls.evaluate(spec, plug.bind(spec), probe).dtype
         if precision != "float64":
@@ -72,15 +77,21 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
             warnings.warn(PrecisionNote(report.precision_note), stacklevel=2)
 
         def body(case: Case, layout: str) -> None:
+            key = (case.describe(), layout)
+            if budget.skip(key):  # shrink budget spent: only inputs that failed before are checked
+                return
             last.update(case=case, layout=layout)
             impl = plug.bind(spec, layout)
             try:
                 result = check_case(spec, impl, case, oracles)
             except ImplementationError as e:  # raised in an oracle's own call (adjoint, finite differences)
+                budget.failed(key)
                 error = e.at(spec.name, impl.name, case.describe())
                 error.case, error.layout = case, layout  # to pick the smallest of several failures
                 raise error from None
             report.record(case, layout, result)
+            if not result.passed:
+                budget.failed(key)
             result.raise_for_failures()
 
         test = given(spec.cases(**fixed), st.sampled_from(chosen))(body)
@@ -94,7 +105,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
             raise
         verdict = prefer_real_windows(verdict, fixed, oracles)
         case, layout = _failing_case(verdict, last)
-        text = "\n".join([report.failure(verdict), *other_kinds_lines(others)])
+        text = "\n".join(filter(None, [report.failure(verdict), budget.note(), *other_kinds_lines(others)]))
         if case is not None:
             text += "\n" + reproduction(spec, plug, case, layout, fixed, target, error)
         raise PluginCheckFailure(text) from None

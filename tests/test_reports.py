@@ -72,6 +72,7 @@ def test_check_plugin_reports_the_smallest_failure_and_lists_the_other():
     head, _, rest = text.partition("other kinds of failure")
     assert "wrong gradient shape" in head.splitlines()[0] and "C_in=1, C_out=2" in head
     assert "- dx wrong at conv2d(N=1, C_in=2, C_out=2" in rest
+    assert "not fully shrunk" not in text  # the default budget (60 s) was enough
 
 
 # ------------------------------------------------------------------------------------------ part 2: misleading verdicts
@@ -228,3 +229,31 @@ def test_an_exception_report_shows_the_users_frames_down_to_the_raise():
     chain = message.split("your code, from the function the harness called down to the raise:")[1].splitlines()
     assert "in _forward_calling_a_helper: return _helper_that_raises(x)" in chain[1]
     assert 'in _helper_that_raises: raise ValueError("unsupported layout")' in chain[2]
+
+
+# ------------------------------------------------------------------------------------------ part 5: shrink budget
+
+def _slow_doubled_dx(dy, x, w, b, **hyper):
+    import time
+    time.sleep(0.05)  # a slow layer: every shrink step costs a few of these
+    dx, dw, db = REF.backward(dy, x, w, b, **hyper)
+    return dx * 2, dw, db
+
+
+def test_a_spent_shrink_budget_reports_the_smallest_failure_so_far_and_says_so():
+    import time
+    start = time.monotonic()
+    with pytest.raises(PluginCheckFailure) as failure:
+        check_plugin("conv2d", plugin(REF.forward, _slow_doubled_dx), shrink_budget=1.5,
+                     settings=settings(max_examples=25, deadline=None, derandomize=True, database=None))
+    elapsed = time.monotonic() - start
+    text = str(failure.value)
+    assert "not fully shrunk (shrink budget 1.5 s spent)" in text
+    assert text.splitlines()[0].startswith("conv2d: dx wrong")  # the failure itself, found so far
+    assert "reproduce exactly this case" in text
+    assert elapsed < 60, elapsed  # shrinking stopped soon after the budget (unlimited, it runs for minutes)
+
+
+def test_shrink_budget_must_be_positive():
+    with pytest.raises(ValueError, match="shrink_budget must be a positive number"):
+        check_plugin("conv2d", plugin(REF.forward, REF.backward), shrink_budget=0)
