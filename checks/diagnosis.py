@@ -777,12 +777,17 @@ def _simple_ratio(c: float, most: int = 1000) -> bool:
     return bool(np.any(np.abs(multiples - np.round(multiples)) <= 1e-9 * multiples) and c != 0)
 
 
-def wider_config(spec: OpSpec, config: Mapping[str, Any]) -> dict | None:
+#: limit names that hold several configuration fields
+LIMIT_FIELDS = {"kernel": ("kh", "kw"), "stride": ("sh", "sw"), "padding": ("ph", "pw"), "dilation": ("dilh", "dilw")}
+
+
+def wider_config(spec: OpSpec, config: Mapping[str, Any], limits: Mapping[str, Any] = ()) -> dict | None:
     """The configuration with sizes grown (GROW) and 1-tap kernels widened, if the op accepts it; else with the
-    sizes grown alone; None if neither is valid."""
-    grown = {k: v + GROW[k] if k in GROW and isinstance(v, int) else v for k, v in config.items()}
-    widened = {k: max(v, KERNEL_AT_LEAST[k]) if k in KERNEL_AT_LEAST and isinstance(v, int) else v
-               for k, v in grown.items()}
+    sizes grown alone; None if neither is valid. Fields that a plug-in's ``limits`` name are kept."""
+    kept = {f for name in limits for f in LIMIT_FIELDS.get(name, (name,))}
+    grown = {k: v + GROW[k] if k in GROW and k not in kept and isinstance(v, int) else v for k, v in config.items()}
+    widened = {k: max(v, KERNEL_AT_LEAST[k]) if k in KERNEL_AT_LEAST and k not in kept and isinstance(v, int)
+               else v for k, v in grown.items()}
     for candidate in (widened, grown):
         try:
             if all(n >= 1 for n in spec.output_shape(candidate)):
@@ -844,7 +849,7 @@ def _on_a_wider_case(result, small: Diagnosis) -> Diagnosis:
     from .oracles import magnitudes, torch_outputs
 
     spec, quantity = result.spec, small.quantity
-    config = wider_config(spec, result.case.config)
+    config = wider_config(spec, result.case.config, getattr(result, "limits", {}))
     if config is None:
         return small
     try:

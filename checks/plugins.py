@@ -90,6 +90,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
                 error.case, error.layout = case, layout  # to pick the smallest of several failures
                 raise error from None
             report.record(case, layout, result)
+            result.limits = fixed
             if not result.passed:
                 budget.failed(key)
             result.raise_for_failures()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -164,6 +165,7 @@ class CaseResult:
     case: Case
     comparisons: list[Comparison] = field(default_factory=list)
     dtype: str = "float64"  # the precision the implementation computed in (its tolerances' epsilon)
+    limits: Mapping[str, Any] = field(default_factory=dict)  # a plug-in's limits: a re-run stays inside them
 
     @property
     def failures(self) -> list[Comparison]:
