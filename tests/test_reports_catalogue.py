@@ -181,3 +181,14 @@ def test_a_softmax_without_max_subtraction_is_named():
         check_plugin("softmax", plugin(forward, spec.reference.backward), settings=_quick())
     message = str(failure.value)
     assert "NaN" in message and "unless the row maximum is subtracted first" in message
+
+
+def test_a_bias_added_along_the_wrong_axis_in_the_forward_is_named():
+    spec = get_spec("dense")
+    ref = spec.reference
+
+    def forward(x, W, b):
+        return ref.forward(x, W, np.zeros_like(b)) + b[:, None]  # per sample instead of per output unit
+    found = diagnosis_of("dense", Implementation("dense bias per sample", forward, ref.backward),
+                         dict(N=3, m=2, n=3), "forward")
+    assert found.mistake == "bias broadcast across the wrong axis", found.describe()
