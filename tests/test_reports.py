@@ -136,12 +136,14 @@ def test_a_failure_shrunk_onto_padding_only_windows_is_reported_where_every_wind
     better = prefer_real_windows(GradientCheckFailure(shrunk))
     assert better.result.case.config["ph"] == 0 and better.result.case.config["pw"] == 0
     assert better.result.failures
-    # limits that fix the padding are kept
-    assert prefer_real_windows(GradientCheckFailure(shrunk), {"padding": 1}).result is shrunk
+    # limits that fix the padding are kept: the kernel reaches past it instead
+    kept = prefer_real_windows(GradientCheckFailure(shrunk), {"padding": 1}).result.case.config
+    assert (kept["ph"], kept["pw"], kept["kh"], kept["kw"]) == (1, 1, 2, 2)
+    assert prefer_real_windows(GradientCheckFailure(shrunk), {"padding": 1, "kernel": 1}).result is shrunk
 
 
-def test_a_failure_that_needs_padding_only_windows_keeps_them():
-    from cnn_gradcheck.runner import prefer_real_windows
+def test_a_failure_that_needs_padding_reaches_it_through_a_wider_kernel():
+    from cnn_gradcheck.runner import padding_only_windows, prefer_real_windows
     from cnn_gradcheck.spec import Implementation
 
     def db_wrong_with_padding(dy, x, w, b, padding, **hyper):
@@ -149,6 +151,25 @@ def test_a_failure_that_needs_padding_only_windows_keeps_them():
         return dx, dw, db * (2.0 if max(padding) > 0 else 1.0)
 
     impl = Implementation("db wrong when padded", REF.forward, db_wrong_with_padding)
+    shrunk = check_case(CONV, impl, CONV.make_case(conv(H=1, W=1, ph=1, pw=1), 0))
+    better = prefer_real_windows(GradientCheckFailure(shrunk)).result
+    assert (better.case.config["ph"], better.case.config["kh"]) == (1, 2) and better.failures
+    assert padding_only_windows(better.case.config) == 0
+    # with the kernel fixed by limits, only less padding is tried, and that loses the bug: the shrunk case stays
+    assert prefer_real_windows(GradientCheckFailure(shrunk), {"kernel": 1}).result is shrunk
+
+
+def test_a_failure_that_needs_padding_only_windows_keeps_them():
+    from cnn_gradcheck.runner import padding_only_windows, prefer_real_windows
+    from cnn_gradcheck.spec import Implementation
+
+    def db_wrong_where_a_window_reads_only_padding(dy, x, w, b, stride, padding, dilation):
+        dx, dw, db = REF.backward(dy, x, w, b, stride=stride, padding=padding, dilation=dilation)
+        config = dict(H=x.shape[2], W=x.shape[3], kh=w.shape[2], kw=w.shape[3], sh=stride[0], sw=stride[1],
+                      ph=padding[0], pw=padding[1], dilh=dilation[0], dilw=dilation[1])
+        return dx, dw, db * (2.0 if padding_only_windows(config) else 1.0)
+
+    impl = Implementation("db wrong on padding-only windows", REF.forward, db_wrong_where_a_window_reads_only_padding)
     shrunk = check_case(CONV, impl, CONV.make_case(conv(H=1, W=1, ph=1, pw=1), 0))
     assert prefer_real_windows(GradientCheckFailure(shrunk)).result is shrunk
 
