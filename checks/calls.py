@@ -164,7 +164,7 @@ def to_float64(value: Any, what: str) -> tuple[np.ndarray, str]:
 
 def check_shape(array: np.ndarray, expected: tuple, what: str, hint: str = "") -> None:
     if tuple(array.shape) != tuple(expected):
-        raise ImplementationError("wrong output shape",
+        raise ImplementationError("wrong gradient shape" if what.startswith("the gradient") else "wrong output shape",
                                   f"{what} has shape {tuple(array.shape)}; {tuple(expected)} was expected{hint}")
 
 
