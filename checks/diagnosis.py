@@ -330,9 +330,18 @@ def _on_a_wider_case(result, small: Diagnosis) -> Diagnosis:
         evaluation = evaluate(spec, result.impl, case)
         expected = y if quantity == "forward" else grads[quantity[1:]]
         got = evaluation.y if quantity == "forward" else evaluation.grads[quantity[1:]]
-        wide = diagnose(Context(spec, case, quantity, np.asarray(expected), np.asarray(got),
-                                magnitudes(spec, case).get(quantity), evaluation.dtype))
+        expected, got = np.asarray(expected, dtype=np.float64), np.asarray(got, dtype=np.float64)
+        magnitude = magnitudes(spec, case).get(quantity)
+        tol = tolerance.rounding_tolerance(expected, spec.reduction_length(config), evaluation.dtype, magnitude)
+        if got.shape != expected.shape or not np.max(np.abs(got - expected), initial=0.0) > tol:
+            return small  # right (or misshapen) there: the bug needs the failing case's own sizes
+        wide = diagnose(Context(spec, case, quantity, expected, got, magnitude, evaluation.dtype))
     except Exception:  # noqa: BLE001 -- the implementation or the op refuses the wider case: keep the small one
+        return small
+    if not wide.fits and small.fits:
+        small.fits, small.note = [], (f"the failing case alone fits '{small.fits[0].mistake.name}' but is too "
+                                      f"small to tell, and on a wider case {case.describe()}, also wrong, nothing "
+                                      f"fits")
         return small
     if not wide.fits or len({f.mistake.name for f in wide.fits}) > 1 and len(small.fits) <= len(wide.fits):
         return small

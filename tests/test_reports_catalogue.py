@@ -76,6 +76,10 @@ def test_an_element_wise_op_is_not_offered_diagnoses_of_axes_it_does_not_sum():
     found = diagnosis_of("sigmoid", Implementation("sigmoid, one element dropped", forward, backward),
                          dict(N=2, K=4), "dx")
     assert "channels" not in found.describe() and "batch" not in found.describe()
+    # and from its one-element shrink, not "never written" (true of that one element only)
+    found = diagnosis_of("sigmoid", Implementation("sigmoid, one element dropped", forward, backward),
+                         dict(N=1, K=1), "dx", seed=0)
+    assert found.fits == [] and "on a wider case sigmoid(N=2, K=4; seed=0), also wrong, nothing fits" in found.note
 
 
 def _conv(change):
