@@ -40,6 +40,9 @@ def pytest_configure(config):
     count = config.getoption("plugin_max_examples", default=None)
     if count is not None and count < 1:
         raise pytest.UsageError(f"--plugin-max-examples must be a positive number of generated cases, not {count}")
+    budget = config.getoption("shrink_budget", default=None)
+    if budget is not None and not budget > 0:
+        raise pytest.UsageError(f"--shrink-budget must be a positive number of seconds, not {budget}")
     if _requested(config):
         config.pluginmanager.register(_Summaries(), "cnn_gradcheck_summaries")
 

@@ -278,3 +278,20 @@ def test_a_spent_shrink_budget_reports_the_smallest_failure_so_far_and_says_so()
 def test_shrink_budget_must_be_positive():
     with pytest.raises(ValueError, match="shrink_budget must be a positive number"):
         check_plugin("conv2d", plugin(REF.forward, REF.backward), shrink_budget=0)
+
+
+def test_the_shrink_budget_option_of_the_pytest_plugin():
+    """`pytest --plugin ... --shrink-budget S` reaches check_plugin; a budget too small to shrink says so."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider",
+               "--plugin", "conv2d=cnn_gradcheck.examples.buggy_conv:PLUGIN", "--plugin-max-examples", "8"]
+    env = {**os.environ, "CNN_GRADCHECK_PROFILE": "ci"}
+    run = subprocess.run(command + ["--shrink-budget", "0.001"], cwd=root, capture_output=True, text=True, env=env)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "conv2d: dw wrong in buggy conv" in run.stdout
+    assert "not fully shrunk (shrink budget 0.001 s spent)" in run.stdout
+    bad = subprocess.run(command + ["--shrink-budget", "0"], cwd=root, capture_output=True, text=True, env=env)
+    assert bad.returncode == 4 and "--shrink-budget must be a positive number of seconds" in bad.stderr
