@@ -217,7 +217,7 @@ def to_float64(value: Any, what: str) -> tuple[np.ndarray, str]:
 
 def check_shape(array: np.ndarray, expected: tuple, what: str, hint: str = "") -> None:
     if tuple(array.shape) != tuple(expected):
-        raise ImplementationError("wrong output shape",
+        raise ImplementationError("wrong gradient shape" if what.startswith("the gradient") else "wrong output shape",
                                   f"{what} has shape {tuple(array.shape)}; {tuple(expected)} was expected{hint}")
 
 
@@ -337,7 +337,7 @@ def evaluate(spec: OpSpec, impl: Implementation, case: Case) -> Evaluation:
                     f"state kept between calls (gradients accumulated across calls, a cache, random numbers) "
                     f"or non-deterministic kernels make results unrepeatable")
     except ImplementationError as e:
-        raise _in_context(e, spec, impl, where) from None
+        raise _in_context(e, spec, impl, where, case) from None
     precisions += list(impl.precisions_seen)
 
     def forward(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -354,7 +354,11 @@ def evaluate(spec: OpSpec, impl: Implementation, case: Case) -> Evaluation:
     return Evaluation(y, grads, forward, coarsest(precisions))
 
 
-def _in_context(error: ImplementationError, spec: OpSpec, impl: Implementation, where: str) -> BaseException:
-    """The error with the op, implementation and configuration; a final one (a time-out) wrapped to stop the check."""
+def _in_context(error: ImplementationError, spec: OpSpec, impl: Implementation, where: str,
+                case: Case | None = None) -> BaseException:
+    """The error with the op, implementation and configuration (and the case, for the report: the smallest of several
+    failures, what explains a misbehaviour); a final one (a time-out) wrapped to stop the check."""
     error = error.at(spec.name, impl.name, where)
+    if case is not None:
+        error.case = case
     return StopCheck(error) if error.final else error

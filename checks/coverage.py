@@ -95,7 +95,9 @@ class PluginReport:
         return "\n".join(lines)
 
     def failure(self, error: BaseException) -> str:
+        from .diagnosis import diagnose_misbehaviour
         lines = [str(error)]
+        lines += [f"  {line}" for line in diagnose_misbehaviour(self.spec, getattr(error, "case", None), error)]
         impl = getattr(getattr(error, "result", None), "impl", None)  # a wrong value rather than a misbehaviour
         if getattr(impl, "layout", "contiguous") != "contiguous":
             lines += [f"  {line}" for line in layouts_mod.hint(impl.layout).strip().splitlines()]

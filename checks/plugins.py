@@ -21,6 +21,7 @@ from .calls import ImplementationError
 from .coverage import PluginReport
 from .layouts import PluginOptionError
 from .options import check_axes, check_limits, op_spec, plugin_limits
+from .property import DEFAULT_SHRINK_BUDGET, ShrinkBudget
 from .runner import (CaseResult, check_case, essential_verdict, other_kinds_lines, prefer_real_windows,
                      smallest_verdict)
 from .spec import Case, OpSpec
@@ -40,7 +41,8 @@ class PrecisionNote(UserWarning):
 
 def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, Any] | None = None,
                  layouts=None, settings=None, oracles=None, target: str | None = None,
-                 examples=None, time_limit: float | None = None, isolate: bool | None = None) -> PluginReport:
+                 examples=None, time_limit: float | None = None, isolate: bool | None = None,
+                 shrink_budget: float | None = DEFAULT_SHRINK_BUDGET) -> PluginReport:
     """Run the property suite that the references pass on a plug-in: every oracle (forward against the reference
     and torch; gradients against finite differences, torch and the adjoint test), generated configurations within
     the plug-in's limits, inputs in every memory layout, shrinking to the minimal failing configuration.
@@ -53,7 +55,9 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     project loaded, else the harness's). target: "module:attribute" the plug-in was loaded from, for the
     reproduction line of a failure report. time_limit: seconds one call of the plug-in may take (default 60);
     isolate: run its calls in a worker process, so that a crash or a hang is reported instead of ending the run
-    (default: wherever fork is safe; cnn_gradcheck.isolation).
+    (default: for torch and JAX kernels, where fork is safe; cnn_gradcheck.isolation). shrink_budget: seconds to
+    spend shrinking a failure (from the first failure found; None: no limit); when it runs out, the report shows
+    the smallest failure found so far and says it is not fully shrunk.
 
     Returns a PluginReport (``.summary()`` says what was covered); raises PluginCheckFailure with the report of the
     smallest failing case, or of the first misbehaviour (exception, wrong shape, NaN, mutated input, ...), ending
@@ -72,6 +76,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     report = PluginReport(spec, plug, fixed, chosen)
     last: dict = {}
     explicit_list: list = []
+    budget = ShrinkBudget(shrink_budget)
     try:
         precision = calls.evaluate(spec, plug.bind(spec), probe).dtype
         if precision != "float64":
@@ -80,15 +85,22 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
             warnings.warn(PrecisionNote(report.precision_note), stacklevel=2)
 
         def body(case: Case, layout: str) -> None:
+            key = (case.describe(), layout)
+            if budget.skip(key):  # shrink budget spent: only inputs that failed before are checked
+                return
             last.update(case=case, layout=layout)
             impl = plug.bind(spec, layout)
             try:
                 result = check_case(spec, impl, case, oracles)
             except ImplementationError as e:  # raised in an oracle's own call (adjoint, finite differences)
+                budget.failed(key)
                 error = e.at(spec.name, impl.name, case.describe())
                 error.case, error.layout = case, layout  # to pick the smallest of several failures
                 raise error from None
             report.record(case, layout, result)
+            result.limits = fixed
+            if not result.passed:
+                budget.failed(key)
             result.raise_for_failures()
 
         test = given(spec.cases(**fixed), st.sampled_from(chosen))(body)
@@ -109,7 +121,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
             raise
         verdict = prefer_real_windows(verdict, fixed, oracles)
         case, layout = _failing_case(verdict, last)
-        text = "\n".join([report.failure(verdict), *other_kinds_lines(others)])
+        text = "\n".join(filter(None, [report.failure(verdict), budget.note(), *other_kinds_lines(others)]))
         if case is not None and case.explicit:  # the user's own arrays: no seed reproduces them
             text += f"\n  (explicit example {case.config['example']} of examples=)"
         elif case is not None:  # an explicit typical case: replay reproduces it; Hypothesis's note repeats its arrays

@@ -2,6 +2,7 @@
 shrinks to the smallest configuration that still fails, and the raised report names it."""
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Mapping
 
 from hypothesis import Phase, given, settings as hyp_settings
@@ -38,6 +39,54 @@ def check_op(spec: OpSpec, impl: Implementation, *, fixed: Mapping[str, Any] | N
         for line in other_kinds_lines(others):  # the other kinds Hypothesis found, one line each
             chosen.add_note(line)
         raise chosen from None
+
+
+#: seconds a check may spend shrinking a failure (from the first failure found) before it reports the smallest
+#: failure found so far
+DEFAULT_SHRINK_BUDGET = 60.0
+
+
+class ShrinkBudget:
+    """A time limit on shrinking. Hypothesis shrinks by re-running the test on smaller inputs; once ``seconds``
+    have passed since the first failure, every input that has not failed before passes at once (``spent``), so
+    the shrinker makes no more progress and ends quickly, and its final replay of the smallest failure found so
+    far still fails (inputs that failed before are checked again, as usual).
+
+        budget = ShrinkBudget(2.0)
+        def body(case, ...):
+            if budget.skip(key):
+                return
+            ... check; on a failure: budget.failed(key) and raise
+    """
+
+    def __init__(self, seconds: float | None):
+        if seconds is not None and not seconds > 0:
+            raise ValueError(f"shrink_budget must be a positive number of seconds (or None: no limit), not "
+                             f"{seconds!r}")
+        self.seconds = seconds
+        self.first_failure: float | None = None
+        self.seen_failing: set = set()
+        self.spent = False
+
+    def skip(self, key) -> bool:
+        """True when the budget is spent and ``key`` has not failed before: the input passes unchecked."""
+        if (self.seconds is None or self.first_failure is None or key in self.seen_failing
+                or time.monotonic() - self.first_failure <= self.seconds):
+            return False
+        self.spent = True
+        return True
+
+    def failed(self, key) -> None:
+        if self.first_failure is None:
+            self.first_failure = time.monotonic()
+        self.seen_failing.add(key)
+
+    def note(self) -> str:
+        """The report's line when the budget cut shrinking short ('' otherwise)."""
+        if not self.spent:
+            return ""
+        return (f"  not fully shrunk (shrink budget {self.seconds:g} s spent): this is the smallest failure found "
+                f"so far; a larger budget (shrink_budget=, --shrink-budget) may find a smaller one")
 
 
 def minimal_failure(spec: OpSpec, impl: Implementation, *, fixed=None, max_examples: int = 200, oracles=None,

@@ -27,6 +27,9 @@ def pytest_addoption(parser):
     group.addoption("--plugin-max-examples", type=int, default=None, metavar="N",
                     help="generated cases per --plugin check (default: the same as check_plugin from Python: your "
                          "loaded Hypothesis profile's count, else the harness's 25)")
+    group.addoption("--shrink-budget", type=float, default=None, metavar="SECONDS",
+                    help="seconds each --plugin check may spend shrinking a failure before it reports the smallest "
+                         "found so far (default: check_plugin's 60)")
 
 
 def _requested(config) -> list[str]:
@@ -37,6 +40,9 @@ def pytest_configure(config):
     count = config.getoption("plugin_max_examples", default=None)
     if count is not None and count < 1:
         raise pytest.UsageError(f"--plugin-max-examples must be a positive number of generated cases, not {count}")
+    budget = config.getoption("shrink_budget", default=None)
+    if budget is not None and not budget > 0:
+        raise pytest.UsageError(f"--shrink-budget must be a positive number of seconds, not {budget}")
     if _requested(config):
         config.pluginmanager.register(_Summaries(), "cnn_gradcheck_summaries")
 
@@ -84,8 +90,10 @@ class PluginItem(pytest.Item):
         from . import profiles
         chosen = profiles.check_settings()
         with _hypothesis_statistics(self):
+            budget = self.config.getoption("shrink_budget")
             report = check_plugin(op, load(target), target=target,
-                                  settings=settings(chosen, max_examples=count) if count else chosen)
+                                  settings=settings(chosen, max_examples=count) if count else chosen,
+                                  **({"shrink_budget": budget} if budget is not None else {}))
         self.user_properties.append((_SUMMARY_KEY, report.summary()))
 
     def repr_failure(self, excinfo, style=None):

@@ -128,7 +128,8 @@ def worst_elements(expected, got, rows: int = WORST_ROWS) -> list[tuple[tuple, f
     expected, got = np.asarray(expected, dtype=np.float64), np.asarray(got, dtype=np.float64)
     diff = np.abs(got - expected)
     diff = np.where(np.isnan(diff), np.inf, diff).reshape(-1)
-    order = np.argsort(-diff, kind="stable")[:rows]
+    top = np.argpartition(-diff, rows)[:rows] if diff.size > rows else np.arange(diff.size)  # O(n), not a sort
+    order = top[np.lexsort((top, -diff[top]))]  # largest first, ties by position
     return [(tuple(int(i) for i in np.unravel_index(int(f), expected.shape)),
              float(expected.reshape(-1)[f]), float(got.reshape(-1)[f])) for f in order if diff[f] > 0]
 

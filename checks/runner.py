@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -114,29 +115,49 @@ def smallest_verdict(error: BaseException) -> tuple[BaseException | None, list[B
     return chosen, others
 
 
+def _real_window_configs(config, fixed) -> list[dict]:
+    """Configurations near ``config`` where every window reads a real input: the padding lowered to the largest
+    that allows it, and the kernel widened so that each window reaches past the padding (k = ceil(p / d) + 1);
+    fields fixed by limits are kept."""
+    fixed = set(fixed or ())
+    kept = {f for name in fixed for f in {"padding": ("ph", "pw"), "kernel": ("kh", "kw")}.get(name, (name,))}
+    out = []
+    for change in ("padding", "kernel"):
+        new = dict(config)
+        for keys in WINDOW_AXES:
+            n, k, s, p = (int(new[key]) for key in keys[:4])
+            d = int(new.get(keys[4], 1))
+            if not _padding_only(n, k, s, p, d):
+                continue
+            if change == "padding" and keys[3] not in kept:
+                new[keys[3]] = next(q for q in range(p, -1, -1) if (n + 2 * q - d * (k - 1) - 1) // s + 1 >= 1
+                                    and not _padding_only(n, k, s, q, d))
+            elif change == "kernel" and keys[1] not in kept:
+                new[keys[1]] = max(k, -(-p // d) + 1)
+        if new != config and not padding_only_windows(new):
+            out.append(new)
+    return out
+
+
 def prefer_real_windows(verdict: BaseException, fixed=None, oracles=None) -> BaseException:
     """A wrong value shrunk to a configuration whose windows read only padding (expected values 0 there, a report
-    that reads oddly), re-checked with less padding on the same seed; the first configuration where every window
-    sees a real input and the same kind of failure remains is reported instead. Padding fixed by limits is kept;
-    a failure that needs the padding-only windows keeps its configuration."""
+    that reads oddly) is re-checked on the same seed with less padding, or a kernel that reaches past the padding;
+    the smallest of those where every window sees a real input and the same kind of failure remains is reported
+    instead. Fields fixed by limits are kept; a failure that needs padding-only windows keeps its configuration."""
     result = getattr(verdict, "result", None)
     if not isinstance(verdict, GradientCheckFailure) or not padding_only_windows(result.case.config):
         return verdict
-    if fixed and {"padding", "ph", "pw"} & set(fixed):
+    found = []
+    for config in _real_window_configs(result.case.config, fixed):
+        try:
+            other = check_case(result.spec, result.impl, result.spec.make_case(config, result.case.seed), oracles)
+        except Exception:  # noqa: BLE001 -- invalid there, or a misbehaviour (another kind): not a replacement
+            continue
+        if other.failures and verdict_kind(GradientCheckFailure(other)) == verdict_kind(verdict):
+            found.append(other)
+    if not found:
         return verdict
-    config = dict(result.case.config)
-    for keys in WINDOW_AXES:  # the largest padding per axis with no padding-only window
-        n, k, s, p = (int(config[key]) for key in keys[:4])
-        d = int(config.get(keys[4], 1))
-        config[keys[3]] = next(q for q in range(p, -1, -1)
-                               if (n + 2 * q - d * (k - 1) - 1) // s + 1 >= 1 and not _padding_only(n, k, s, q, d))
-    try:
-        other = check_case(result.spec, result.impl, result.spec.make_case(config, result.case.seed), oracles)
-    except Exception:  # noqa: BLE001 -- a misbehaviour there is another kind of failure: keep the shrunk one
-        return verdict
-    if other.failures and verdict_kind(GradientCheckFailure(other)) == verdict_kind(verdict):
-        return GradientCheckFailure(other)
-    return verdict
+    return GradientCheckFailure(min(found, key=lambda r: case_size(r.case)))
 
 
 def essential_verdict(error: BaseException):
@@ -165,6 +186,7 @@ class CaseResult:
     case: Case
     comparisons: list[Comparison] = field(default_factory=list)
     dtype: str = "float64"  # the precision the implementation computed in (its tolerances' epsilon)
+    limits: Mapping[str, Any] = field(default_factory=dict)  # a plug-in's limits: a re-run stays inside them
 
     @property
     def failures(self) -> list[Comparison]:

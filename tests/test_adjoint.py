@@ -149,7 +149,7 @@ def test_the_adjoint_tests_own_backward_call_is_guarded():
 
     case = CONV.make_case({"N": 1, "C_in": 1, "C_out": 1, "H": 3, "W": 3, "kh": 2, "kw": 2, "sh": 1, "sw": 1,
                            "ph": 0, "pw": 1, "dilh": 1, "dilw": 1}, 0)
-    for change, problem in ((lambda dw: dw[:, :, :1], "wrong output shape"), (lambda dw: dw * np.nan, "NaN")):
+    for change, problem in ((lambda dw: dw[:, :, :1], "wrong gradient shape"), (lambda dw: dw * np.nan, "NaN")):
         with pytest.raises(ImplementationError) as raised:
             check_case(CONV, misbehaving(change), case, oracles=("adjoint",))
         message = str(raised.value)

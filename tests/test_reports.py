@@ -72,6 +72,7 @@ def test_check_plugin_reports_the_smallest_failure_and_lists_the_other():
     head, _, rest = text.partition("other kinds of failure")
     assert "wrong gradient shape" in head.splitlines()[0] and "C_in=1, C_out=2" in head
     assert "- dx wrong at conv2d(N=1, C_in=2, C_out=2" in rest
+    assert "not fully shrunk" not in text  # the default budget (60 s) was enough
 
 
 # ------------------------------------------------------------------------------------------ part 2: misleading verdicts
@@ -135,12 +136,14 @@ def test_a_failure_shrunk_onto_padding_only_windows_is_reported_where_every_wind
     better = prefer_real_windows(GradientCheckFailure(shrunk))
     assert better.result.case.config["ph"] == 0 and better.result.case.config["pw"] == 0
     assert better.result.failures
-    # limits that fix the padding are kept
-    assert prefer_real_windows(GradientCheckFailure(shrunk), {"padding": 1}).result is shrunk
+    # limits that fix the padding are kept: the kernel reaches past it instead
+    kept = prefer_real_windows(GradientCheckFailure(shrunk), {"padding": 1}).result.case.config
+    assert (kept["ph"], kept["pw"], kept["kh"], kept["kw"]) == (1, 1, 2, 2)
+    assert prefer_real_windows(GradientCheckFailure(shrunk), {"padding": 1, "kernel": 1}).result is shrunk
 
 
-def test_a_failure_that_needs_padding_only_windows_keeps_them():
-    from cnn_gradcheck.runner import prefer_real_windows
+def test_a_failure_that_needs_padding_reaches_it_through_a_wider_kernel():
+    from cnn_gradcheck.runner import padding_only_windows, prefer_real_windows
     from cnn_gradcheck.spec import Implementation
 
     def db_wrong_with_padding(dy, x, w, b, padding, **hyper):
@@ -148,6 +151,25 @@ def test_a_failure_that_needs_padding_only_windows_keeps_them():
         return dx, dw, db * (2.0 if max(padding) > 0 else 1.0)
 
     impl = Implementation("db wrong when padded", REF.forward, db_wrong_with_padding)
+    shrunk = check_case(CONV, impl, CONV.make_case(conv(H=1, W=1, ph=1, pw=1), 0))
+    better = prefer_real_windows(GradientCheckFailure(shrunk)).result
+    assert (better.case.config["ph"], better.case.config["kh"]) == (1, 2) and better.failures
+    assert padding_only_windows(better.case.config) == 0
+    # with the kernel fixed by limits, only less padding is tried, and that loses the bug: the shrunk case stays
+    assert prefer_real_windows(GradientCheckFailure(shrunk), {"kernel": 1}).result is shrunk
+
+
+def test_a_failure_that_needs_padding_only_windows_keeps_them():
+    from cnn_gradcheck.runner import padding_only_windows, prefer_real_windows
+    from cnn_gradcheck.spec import Implementation
+
+    def db_wrong_where_a_window_reads_only_padding(dy, x, w, b, stride, padding, dilation):
+        dx, dw, db = REF.backward(dy, x, w, b, stride=stride, padding=padding, dilation=dilation)
+        config = dict(H=x.shape[2], W=x.shape[3], kh=w.shape[2], kw=w.shape[3], sh=stride[0], sw=stride[1],
+                      ph=padding[0], pw=padding[1], dilh=dilation[0], dilw=dilation[1])
+        return dx, dw, db * (2.0 if padding_only_windows(config) else 1.0)
+
+    impl = Implementation("db wrong on padding-only windows", REF.forward, db_wrong_where_a_window_reads_only_padding)
     shrunk = check_case(CONV, impl, CONV.make_case(conv(H=1, W=1, ph=1, pw=1), 0))
     assert prefer_real_windows(GradientCheckFailure(shrunk)).result is shrunk
 
@@ -228,3 +250,48 @@ def test_an_exception_report_shows_the_users_frames_down_to_the_raise():
     chain = message.split("your code, from the function the harness called down to the raise:")[1].splitlines()
     assert "in _forward_calling_a_helper: return _helper_that_raises(x)" in chain[1]
     assert 'in _helper_that_raises: raise ValueError("unsupported layout")' in chain[2]
+
+
+# ------------------------------------------------------------------------------------------ part 5: shrink budget
+
+def _slow_doubled_dx(dy, x, w, b, **hyper):
+    import time
+    time.sleep(0.05)  # a slow layer: every shrink step costs a few of these
+    dx, dw, db = REF.backward(dy, x, w, b, **hyper)
+    return dx * 2, dw, db
+
+
+def test_a_spent_shrink_budget_reports_the_smallest_failure_so_far_and_says_so():
+    import time
+    start = time.monotonic()
+    with pytest.raises(PluginCheckFailure) as failure:
+        check_plugin("conv2d", plugin(REF.forward, _slow_doubled_dx), shrink_budget=1.5,
+                     settings=settings(max_examples=25, deadline=None, derandomize=True, database=None))
+    elapsed = time.monotonic() - start
+    text = str(failure.value)
+    assert "not fully shrunk (shrink budget 1.5 s spent)" in text
+    assert text.splitlines()[0].startswith("conv2d: dx wrong")  # the failure itself, found so far
+    assert "reproduce exactly this case" in text
+    assert elapsed < 60, elapsed  # shrinking stopped soon after the budget (unlimited, it runs for minutes)
+
+
+def test_shrink_budget_must_be_positive():
+    with pytest.raises(ValueError, match="shrink_budget must be a positive number"):
+        check_plugin("conv2d", plugin(REF.forward, REF.backward), shrink_budget=0)
+
+
+def test_the_shrink_budget_option_of_the_pytest_plugin():
+    """`pytest --plugin ... --shrink-budget S` reaches check_plugin; a budget too small to shrink says so."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider",
+               "--plugin", "conv2d=cnn_gradcheck.examples.buggy_conv:PLUGIN", "--plugin-max-examples", "8"]
+    env = {**os.environ, "CNN_GRADCHECK_PROFILE": "ci"}
+    run = subprocess.run(command + ["--shrink-budget", "0.001"], cwd=root, capture_output=True, text=True, env=env)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "conv2d: dw wrong in buggy conv" in run.stdout
+    assert "not fully shrunk (shrink budget 0.001 s spent)" in run.stdout
+    bad = subprocess.run(command + ["--shrink-budget", "0"], cwd=root, capture_output=True, text=True, env=env)
+    assert bad.returncode == 4 and "--shrink-budget must be a positive number of seconds" in bad.stderr
