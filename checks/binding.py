@@ -13,13 +13,12 @@ memory layout, checks what comes back and that nothing was written into the inpu
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from . import calls, layouts as layouts_mod
+from . import calls, conventions, frameworks, layouts as layouts_mod
 from .layouts import NUMPY, Backend
 from .options import as_scalars, check_axes, merge_limits
 from .spec import Implementation, OpSpec
@@ -44,6 +43,9 @@ class Plugin:
     tied: tuple[str, ...] = ()
     scalar: tuple[str, ...] = ()
     square: bool = False  # square kernels and square inputs: tied kernel and size
+    #: declared conventions (cnn_gradcheck.conventions): results converted to the canonical ones
+    conventions: tuple[str, ...] = ()
+    output: int | None = None  # which element of a tuple the forward returns is the op's output
 
     def with_limits(self, **limits) -> "Plugin":
         """The same plug-in declaring (more) limits, e.g. ``stride=1, padding=0``; a limit replaces the plug-in's
@@ -53,15 +55,20 @@ class Plugin:
     def bind(self, spec: OpSpec, layout: str = "contiguous") -> "BoundPlugin":
         """The plug-in as an Implementation of ``spec`` in the canonical convention, inputs in ``layout``."""
         seen: list[str] = []
+        converted: set = set()  # foreign array types converted (cnn_gradcheck.frameworks), for the report
         names, backend, axes = spec.arg_names, self.backend, dict(self.axes)
         layouts_mod.check_layouts([layout], f"{spec.name}: ")
         check_axes(spec, axes)
+        declared = conventions.declare(spec, self.conventions, backend.kind)
 
         def present(name, a):
             perm = axes.get(name)
             return backend.present(np.transpose(a, perm) if perm else a, layout)
 
         def back(name, value, what):
+            via = frameworks.conversion(value)
+            if via:
+                converted.add(via)
             out, precision = calls.to_float64(value, what)
             seen.append(precision)
             perm = axes.get(name)
@@ -69,30 +76,36 @@ class Plugin:
 
         def call(role, adapter, args, given: Mapping[str, Any]):
             before = {n: backend.snapshot(a) for n, a in given.items()}
-            with _deterministic_torch(backend):
-                result = adapter(*args)  # the adapters run user code through calls.call_user
+            result = adapter(*args)  # the adapters run user code through calls.call_user
             for n, a in given.items():
                 calls.unchanged(n, before[n], a, role)
             return result
 
         def forward(*arrays, **hyper):
-            user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
-            return back("y", call("forward", self.forward, [user, hyper], user), "the forward output y")
+            with backend.context():
+                user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
+                raw = conventions.select_output(call("forward", self.forward, [user, hyper], user), self.output)
+                return declared.forward(back("y", raw, "the forward output y"), dict(zip(names, arrays)))
 
         def backward(dy, *arrays, **hyper):
-            user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
-            user_dy = present("y", dy)
-            raw = call("backward", self.backward, [user_dy, user, hyper, spec.differentiable],
-                       {"dy (the upstream gradient)": user_dy, **user})
-            grads = calls.gradient_tuple(spec, raw)
-            return {n: back(n, g, f"the gradient d{n}") for n, g in grads.items()}
+            with backend.context():
+                user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
+                user_dy = present("y", dy) if declared.upstream_passed else None  # None: backward gets no dE
+                given = {"dy (the upstream gradient)": user_dy, **user} if declared.upstream_passed else user
+                raw = call("backward", self.backward, [user_dy, user, hyper, spec.differentiable], given)
+                grads = calls.gradient_tuple(spec, raw)
+                grads = {n: back(n, g, f"the gradient d{n}") for n, g in grads.items()}
+                return declared.gradients(grads, dy, dict(zip(names, arrays)))
 
         hint = layouts_mod.hint(layout)
         if axes:
             hint += ("\nshapes above are in the canonical axes; the plug-in's axes are "
                      + ", ".join(f"{n}: {p}" for n, p in axes.items()))
         label = self.name if layout == "contiguous" else f"{self.name} (inputs as {layout} views)"
-        return BoundPlugin(label, forward, backward, layout=layout, precisions_seen=seen, failure_hint=hint)
+        if declared.names:
+            label += f" [declared conventions: {', '.join(declared.names)}]"
+        return BoundPlugin(label, forward, backward, layout=layout, precisions_seen=seen, failure_hint=hint,
+                           conventions=declared.describe(), conversions=converted)
 
 
 @dataclass(frozen=True)
@@ -101,31 +114,19 @@ class BoundPlugin(Implementation):
 
     layout: str = "contiguous"
     repeat_calls: bool = True  # cnn_gradcheck.calls calls a plug-in twice to catch nondeterminism
-
-
-@contextlib.contextmanager
-def _deterministic_torch(backend: Backend):
-    """CUDA plug-ins run in true float32/float64: TF32 off (it would round float32 matmuls to 10-bit mantissas)."""
-    if backend.kind != "torch" or not backend.device.startswith("cuda"):
-        yield
-        return
-    import torch
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    conventions: str = ""  # the declared conventions its results were converted from, for reports
+    conversions: set = field(default_factory=set, compare=False)  # foreign array types converted to numpy
 
 
 def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
-                layouts=None, tied=(), scalar=(), square=False) -> Plugin:
+                layouts=None, tied=(), scalar=(), square=False, conventions=(), output=None) -> Plugin:
     """The options every adapter takes (docs/plugins.md): dtype, device, axes, limits, layouts, and the tied axes:
     ``scalar=("stride", "padding")`` for a layer taking one int per hyperparameter, ``tied=`` for equal axes passed
-    as pairs, ``square=True`` for square kernels and inputs."""
+    as pairs, ``square=True`` for square kernels and inputs; ``conventions=`` (cnn_gradcheck.conventions) and
+    ``output=`` (the element of a returned tuple that is the op's output)."""
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
                   layouts_mod.check_layouts(layouts) if layouts else None, _names("tied", tied),
-                  _names("scalar", scalar), bool(square))
+                  _names("scalar", scalar), bool(square), _names("conventions", conventions), output)
 
 
 def _names(option: str, names) -> tuple[str, ...]:
