@@ -119,11 +119,18 @@ class BoundPlugin(Implementation):
 
 
 def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
-                layouts=None, tied=(), scalar=(), square=False, conventions=(), output=None) -> Plugin:
+                layouts=None, tied=(), scalar=(), square=False, conventions=(), output=None, **unknown) -> Plugin:
     """The options every adapter takes (docs/plugins.md): dtype, device, axes, limits, layouts, and the tied axes:
     ``scalar=("stride", "padding")`` for a layer taking one int per hyperparameter, ``tied=`` for equal axes passed
     as pairs, ``square=True`` for square kernels and inputs; ``conventions=`` (cnn_gradcheck.conventions) and
     ``output=`` (the element of a returned tuple that is the op's output)."""
+    if unknown:
+        raise layouts_mod.PluginOptionError(
+            f"bad plug-in option {', '.join(map(repr, unknown))}: the options every adapter takes are dtype, device, "
+            f"axes, limits, layouts, tied, scalar, square, conventions, output, name (and the adapter's own)")
+    if output is not None and (isinstance(output, bool) or not isinstance(output, int)):
+        raise layouts_mod.PluginOptionError(f"bad plug-in option output={output!r}: the index of the op's output "
+                                            f"in the tuple forward returns (output=0 for the first element)")
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
                   layouts_mod.check_layouts(layouts) if layouts else None, _names("tied", tied),
                   _names("scalar", scalar), bool(square), _names("conventions", conventions), output)

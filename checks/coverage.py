@@ -30,8 +30,7 @@ def _short(values) -> str:
 
 def _limit_text(key, value) -> str:
     if isinstance(value, Tied):
-        return f"{key} tied" + (f" to {_limit_text(key, value.limit).split('=', 1)[1]}" if value.limit is not None
-                                else "")
+        return f"{key} {value!r}"
     if isinstance(value, (set, frozenset, list, range)):
         return f"{key}={_short(value)}"
     return f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"

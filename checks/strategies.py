@@ -65,8 +65,8 @@ class Tied:
     def __init__(self, limit: Any = None):
         self.limit = limit
 
-    def __repr__(self) -> str:
-        return f"Tied({self.limit!r})"
+    def __repr__(self) -> str:  # how reports show the limit: "stride=tied", "stride=tied to {1, 2}"
+        return "tied" if self.limit is None else f"tied to {self.limit!r}"
 
 
 class SameAs:
