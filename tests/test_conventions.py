@@ -343,3 +343,11 @@ def test_a_numpy_loss_gets_a_0d_upstream_gradient(op):
         return reference.backward(dE, *arrays)
     check_plugin(op, P.plugin(reference.forward, backward), settings=FEW)
     assert set(shapes) == {()}
+
+
+def test_an_unknown_adapter_option_is_refused_with_the_options():
+    with pytest.raises(P.PluginOptionError, match="bad plug-in option 'limit': the options every adapter takes are "
+                                                  "dtype, device, axes, limits, layouts, tied, scalar, square"):
+        P.torch_function(F.conv2d, limit={"stride": 1})
+    with pytest.raises(P.PluginOptionError, match="bad plug-in option output='y'"):
+        P.torch_function(F.conv2d, output="y")

@@ -119,3 +119,28 @@ def test_jax_in_float32_gets_float32_tolerances_and_a_note():
     with pytest.warns(P.PrecisionNote, match="returns float32 results"):
         report = check_plugin("relu", P.jax_function(jax.nn.relu, dtype="float32"), settings=FEW)
     assert report.precision == "float32"
+
+
+def test_the_three_line_recipe_for_any_autodiff_framework():
+    """docs/plugins.md's recipe, with JAX standing in for any framework: a forward and a vjp through plugin()."""
+    jax = _jax()
+    f = jax.nn.relu
+    fwd = lambda *a, **h: f(*map(jax.numpy.asarray, a), **h)  # noqa: E731
+    vjp = lambda dy, *a, **h: jax.vjp(lambda *p: f(*p, **h), *map(jax.numpy.asarray, a))[1](jax.numpy.asarray(dy))  # noqa: E731,E501
+    with _x64(jax):  # the recipe's framework computes in float64 here (in float32 it gets a precision note)
+        report = check_plugin("relu", P.plugin(fwd, vjp), settings=FEW)
+    assert report.precision == "float64" and "via __array__" in report.summary()
+
+
+class _x64:
+    """64-bit JAX for the block, the previous setting restored after it."""
+
+    def __init__(self, jax):
+        self.jax = jax
+
+    def __enter__(self):
+        self.saved = self.jax.config.jax_enable_x64
+        self.jax.config.update("jax_enable_x64", True)
+
+    def __exit__(self, *exc):
+        self.jax.config.update("jax_enable_x64", self.saved)
