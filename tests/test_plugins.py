@@ -96,6 +96,9 @@ def test_scalar_hyperparameters_are_declared_in_one_word():
             "one int)") in report.summary()
     with pytest.raises(PluginCheckFailure, match="ints expected"):  # undeclared: the layer is handed pairs
         check_plugin("conv2d", P.torch_function(_scalar_conv), settings=FEW)
+    # one axis limited by its field (numpy ints too): the other follows it
+    limited = P.torch_function(_scalar_conv, scalar=("stride", "padding"), limits={"sh": {np.int64(1), 3}})
+    assert {(c["sh"], c["sw"]) for c in check_plugin("conv2d", limited, settings=FEW).configs} <= {(1, 1), (3, 3)}
 
 
 def test_square_kernels_and_inputs():
