@@ -56,7 +56,7 @@ def cs_conv_backward(dout, cache):
 
 def cs231n_conv(bug):
     return P.function_pair(lambda x, w, b, param: cs_conv_forward(x, w, b, param, bug), cs_conv_backward,
-                           call=lambda x, w, b, stride, padding, dilation: (x, w, b, {"stride": stride, "pad": padding}),
+                           call=lambda x, w, b, stride, padding, **_: (x, w, b, {"stride": stride, "pad": padding}),
                            scalar=("stride", "padding"), limits={"dilation": 1}, name=f"cs231n conv{' (bug)' * bug}")
 
 

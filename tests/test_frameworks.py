@@ -124,9 +124,9 @@ def test_jax_in_float32_gets_float32_tolerances_and_a_note():
 def test_the_three_line_recipe_for_any_autodiff_framework():
     """docs/plugins.md's recipe, with JAX standing in for any framework: a forward and a vjp through plugin()."""
     jax = _jax()
-    f = jax.nn.relu
-    fwd = lambda *a, **h: f(*map(jax.numpy.asarray, a), **h)  # noqa: E731
-    vjp = lambda dy, *a, **h: jax.vjp(lambda *p: f(*p, **h), *map(jax.numpy.asarray, a))[1](jax.numpy.asarray(dy))  # noqa: E731,E501
+    f, jnp = jax.nn.relu, jax.numpy
+    fwd = lambda *a, **h: f(*map(jnp.asarray, a), **h)  # noqa: E731
+    vjp = lambda dy, *a, **h: jax.vjp(lambda *p: f(*p, **h), *map(jnp.asarray, a))[1](jnp.asarray(dy))  # noqa: E731
     with _x64(jax):  # the recipe's framework computes in float64 here (in float32 it gets a precision note)
         report = check_plugin("relu", P.plugin(fwd, vjp), settings=FEW)
     assert report.precision == "float64" and "via __array__" in report.summary()
