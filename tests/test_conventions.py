@@ -300,10 +300,46 @@ def test_a_function_pair_may_return_side_outputs_before_its_cache():
 LOSSES = ("mse", "cross_entropy", "softmax_cross_entropy", "toolbox_mse")
 
 
+def _as_autograd_function(loss):
+    """A torch.autograd.Function computing ``loss(z, t)``, whose backward insists on a 0-d upstream gradient."""
+    class Loss(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, z, t):
+            ctx.save_for_backward(z, t)
+            return loss(z, t)
+
+        @staticmethod
+        def backward(ctx, dE):
+            assert dE.dim() == 0, f"the upstream gradient of a 0-d loss is 0-d, not {tuple(dE.shape)}"
+            z, t = ctx.saved_tensors
+            with torch.enable_grad():
+                leaf = z.detach().requires_grad_()
+                return torch.autograd.grad(loss(leaf, t), leaf, dE)[0], None
+    return Loss
+
+
+class _LossModule(torch.nn.Module):
+    def __init__(self, loss):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, z, t):
+        return self.loss(z, t)
+
+
+TORCH_ADAPTERS = {
+    "torch_function": lambda loss: P.torch_function(loss),
+    "autograd_function": lambda loss: P.autograd_function(_as_autograd_function(loss)),
+    "torch_module": lambda loss: P.torch_module(_LossModule(loss), params={}),
+}
+
+
+@pytest.mark.parametrize("adapter", TORCH_ADAPTERS)
 @pytest.mark.parametrize("op", LOSSES)
-def test_a_loss_with_a_0d_output_passes_as_a_torch_function(op):
+def test_a_loss_with_a_0d_output_passes_through_every_torch_adapter(op, adapter):
     from cnn_gradcheck.registry import all_specs
-    assert check_plugin(op, P.torch_function(all_specs()[op].torch_forward), settings=FEW).cases
+    report = check_plugin(op, TORCH_ADAPTERS[adapter](all_specs()[op].torch_forward), settings=FEW)
+    assert report.cases == FEW.max_examples
 
 
 def test_the_issue_example_half_squared_error_as_a_torch_function():
