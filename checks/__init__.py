@@ -24,6 +24,7 @@ _PUBLIC = {
     "torch_function": "plugins",
     "autograd_function": "plugins",
     "torch_module": "plugins",
+    "jax_function": "plugins",
     "NHWC": "plugins",
     "HWIO": "plugins",
     "get_spec": "registry",

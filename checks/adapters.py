@@ -2,11 +2,17 @@
 
     plugin(forward, backward)             functions already in the canonical convention
     function_pair(forward, backward)      cs231n style: forward(...) -> (out, cache), backward(dout, cache) -> grads
-    layer_object(make, params, grads)     an object with forward(x) / backward(dy), parameters and gradients kept in
+    layer_object(make, params, grads)     an object with forward(x) / backward(dy) (or other method names, an init,
+                                          lazily drawn weights, (1, C) biases), parameters and gradients kept in
                                           attributes or dicts ("W", "grads.W", "params[W]"), perhaps accumulated
     torch_function(fn)                    any differentiable function of tensors (gradients by autograd)
     autograd_function(Function)           a torch.autograd.Function subclass
     torch_module(make, params)            a torch.nn.Module (parameters swapped in with torch.func.functional_call)
+    jax_function(fn)                      a differentiable JAX function (cnn_gradcheck.frameworks; gradients by jax.vjp)
+
+Every adapter takes the options of ``binding.make_plugin``: dtype, device, axes, limits, layouts, tied axes
+(scalar=, tied=, square=), conventions= (cnn_gradcheck.conventions) and output= (which element of a returned tuple
+is the op's output).
 
 ``as_plugin`` accepts what a user hands over; ``load("module:attribute")`` finds it by name.
 """
@@ -23,6 +29,7 @@ import numpy as np
 from . import calls
 from .binding import Plugin, make_plugin
 from .calls import ImplementationError
+from .conventions import select_output
 from .layouts import PluginOptionError
 from .spec import Implementation
 
@@ -47,10 +54,15 @@ def plugin(forward: Callable, backward: Callable, *, name: str | None = None, ki
     def fwd(arrays, hyper):
         return calls.call_user(forward, list(arrays.values()), hyper, "forward")
 
-    def bwd(dy, arrays, hyper, wrt):
-        return calls.call_user(backward, [dy, *arrays.values()], hyper, "backward")
+    def bwd(dy, arrays, hyper, wrt):  # dy is None when a convention says backward takes no dE
+        return calls.call_user(backward, [*_upstream(dy), *arrays.values()], hyper, "backward")
 
     return make_plugin(name or _label(forward), fwd, bwd, kind, **options)
+
+
+def _upstream(dy) -> list:
+    """The upstream gradient as the first positional argument, or nothing (conventions no_upstream, fused_...)."""
+    return [] if dy is None else [dy]
 
 
 def function_pair(forward: Callable, backward: Callable, *, call: Callable | None = None, name: str | None = None,
@@ -61,17 +73,17 @@ def function_pair(forward: Callable, backward: Callable, *, call: Callable | Non
     def with_cache(arrays, hyper):
         args, kwargs = ((call(*arrays.values(), **hyper), {}) if call else (list(arrays.values()), hyper))
         result = calls.call_user(forward, args, kwargs, "forward")
-        if not (isinstance(result, tuple) and len(result) == 2):
+        if not (isinstance(result, tuple) and len(result) >= 2):
             raise ImplementationError("wrong output type", f"forward of a function pair must return (out, cache); "
                                       f"it returned a {type(result).__name__}")
-        return result
+        return result[:-1] if len(result) > 2 else result[0], result[-1]  # (out, extra outputs..., cache)
 
     def fwd(arrays, hyper):
         return with_cache(arrays, hyper)[0]
 
     def bwd(dy, arrays, hyper, wrt):
         _, cache = with_cache(arrays, hyper)  # a fresh forward: no cache is shared between calls
-        return calls.call_user(backward, [dy, cache], {}, "backward")
+        return calls.call_user(backward, [*_upstream(dy), cache], {}, "backward")
 
     return make_plugin(name or _label(forward), fwd, bwd, "numpy", **options)
 
@@ -108,12 +120,16 @@ def _set(obj, path: str, value) -> bool:
     return True
 
 
-def layer_object(make: Any, *, params: Mapping[str, str], grads: Mapping[str, str],
-                 accumulate: str = "reset", name: str | None = None, **options) -> Plugin:
-    """An object with ``forward(*inputs) -> y`` and ``backward(dy)`` (returning the input gradient(s)).
+def layer_object(make: Any, *, params: Mapping[str, str], grads: Mapping[str, str], accumulate: str = "reset",
+                 forward: str = "forward", backward: str = "backward", forward_kwargs: Mapping[str, Any] | None = None,
+                 init: str | Callable | None = None, lazy: bool = False, shapes: Mapping[str, tuple] | None = None,
+                 name: str | None = None, **options) -> Plugin:
+    """An object with ``forward(*inputs) -> y`` and ``backward(dy)`` (returning the input gradient(s)), as layers
+    are found in the wild; everything that differs is declared:
 
-    make:       a class or factory called as ``make(**parameter arrays, **hyper)`` for every call, or one instance
-                reused for all calls (then gradients may accumulate across calls).
+    make:       a class or factory, called for every call with the parameter arrays and hyperparameters its
+                signature names (``make(w=..., b=..., stride=...)``; none for ``ReLU()``), or one instance reused
+                for all calls (then gradients may accumulate across calls).
     params:     arg name -> where the object keeps that parameter, e.g. {"w": "W", "b": "b"} or "params.W".
                 The other arguments of the op are the inputs of forward, in spec order.
     grads:      arg name -> where backward leaves its gradient ("dW", "grads.W", "grads[W]"); inputs not named here
@@ -123,20 +139,39 @@ def layer_object(make: Any, *, params: Mapping[str, str], grads: Mapping[str, st
                 the array held there in place, or else take after - before, which carries the rounding of the
                 accumulated sum) or "none" (take the slots as backward leaves them: only for objects that
                 overwrite; one that adds is then caught, its second identical call giving other gradients).
+    forward, backward: the method names ("fprop", "bprop", "__call__"); forward_kwargs: extra keyword arguments
+                of forward ({"training": True}).
+    init:       called after make, before use: a method name (``"build"``: called with no arguments) or a function
+                ``init(layer, *arrays)`` (``lambda layer, x, W, b: layer.init(W.shape[0])``).
+    lazy:       the layer (re)draws its weights on its first forward: forward runs once before the parameters are
+                set.
+    shapes:     arg name -> the shape the layer keeps that parameter in, e.g. {"b": (1, -1)} for a (1, C) bias;
+                without it, a parameter already held in another shape of the same size ((C, 1), (1, 1, 1, C)) is
+                set in that shape, and gradients of the same size come back in the op's shape.
     """
     if accumulate not in ("reset", "diff", "none"):
         raise PluginOptionError(f"bad plug-in option accumulate={accumulate!r}: it is 'reset', 'diff' or 'none'")
-    reuse = not inspect.isclass(make) and hasattr(make, "forward")
+    reuse = not inspect.isclass(make) and hasattr(make, forward)
+    shapes, extra = dict(shapes or {}), dict(forward_kwargs or {})
 
     def instance(arrays, hyper):
-        obj = make if reuse else calls.call_user(make, [], {**{p: arrays[p] for p in params}, **hyper},
-                                                 f"{_label(make)} (make)", draws_random=True)
-        for p, path in params.items():
-            if not _set(obj, path, arrays[p]):
-                raise ImplementationError("missing attribute", f"{type(obj).__name__} has no {path!r} to hold "
-                                          f"the parameter {p} (params={dict(params)})")
+        obj = make if reuse else calls.call_user(make, [], _accepted(make, {**{p: arrays[p] for p in params},
+                                                                             **hyper}), f"{_label(make)} (make)",
+                                                 draws_random=True)
+        kind = type(obj).__name__
+        if init is not None:  # may draw initial weights too
+            if isinstance(init, str):
+                calls.call_user(_method(obj, init), [], {}, f"{kind}.{init}", draws_random=True)
+            else:
+                calls.call_user(init, [obj, *arrays.values()], {}, f"{_label(init)} (init)", draws_random=True)
         inputs = [a for n, a in arrays.items() if n not in params]
-        y = calls.call_user(_method(obj, "forward"), inputs, {}, f"{type(obj).__name__}.forward")
+        if lazy:  # weights drawn on the first forward: let it happen before the harness sets them
+            calls.call_user(_method(obj, forward), inputs, extra, f"{kind}.{forward}", draws_random=True)
+        for p, path in params.items():
+            if not _set(obj, path, _held_shape(obj, path, arrays[p], shapes.get(p), p)):
+                raise ImplementationError("missing attribute", f"{kind} has no {path!r} to hold "
+                                          f"the parameter {p} (params={dict(params)})")
+        y = calls.call_user(_method(obj, forward), inputs, extra, f"{kind}.{forward}")
         return obj, y
 
     def fwd(arrays, hyper):
@@ -144,13 +179,14 @@ def layer_object(make: Any, *, params: Mapping[str, str], grads: Mapping[str, st
 
     def bwd(dy, arrays, hyper, wrt):
         obj, _ = instance(arrays, hyper)
+        kind = type(obj).__name__
         before = {}
         for p, path in grads.items():
             if accumulate == "reset" and p in arrays:
-                _set(obj, path, _zeros_like(arrays[p]))
+                _set(obj, path, _zeros_like(_held_shape(obj, path, arrays[p], shapes.get(p), p, quiet=True)))
             elif accumulate == "diff":
                 before[p] = _zero_in_place_or_copy(_get(obj, path))
-        returned = calls.call_user(_method(obj, "backward"), [dy], {}, f"{type(obj).__name__}.backward")
+        returned = calls.call_user(_method(obj, backward), _upstream(dy), {}, f"{kind}.{backward}")
         from_return = [n for n in wrt if n not in grads]
         if len(from_return) == 1:
             returned = (returned,)
@@ -158,12 +194,53 @@ def layer_object(make: Any, *, params: Mapping[str, str], grads: Mapping[str, st
         for p, path in grads.items():
             g = _get(obj, path)
             if g is None:
-                raise ImplementationError("missing gradient", f"after backward, {type(obj).__name__} has nothing "
+                raise ImplementationError("missing gradient", f"after {backward}, {kind} has nothing "
                                           f"at {path!r} for d{p} (grads={dict(grads)})")
-            out[p] = _copy(g) - before[p] if p in before else _copy(g)
+            g = _copy(g) - before[p] if p in before else _copy(g)
+            out[p] = _in_shape_of(g, arrays[p], f"after {backward}, {kind}.{path} (d{p})")
         return out
 
     return make_plugin(name or _label(make), fwd, bwd, "numpy", **options)
+
+
+def _accepted(fn, kwargs: Mapping[str, Any]) -> dict:
+    """The keyword arguments ``fn``'s signature takes (all of them when it has **kwargs or no signature)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return dict(kwargs)
+    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {k: v for k, v in kwargs.items() if k in names}
+
+
+def _held_shape(obj, path: str, value, declared, arg: str, quiet: bool = False):
+    """``value`` in the shape the layer keeps the parameter in: the declared one, else that of the array the layer
+    already holds there when it has the same number of elements (a (1, C) or (C, 1) bias)."""
+    if declared is not None:
+        try:
+            return np.reshape(value, declared)
+        except ValueError:
+            raise PluginOptionError(f"bad plug-in option shapes[{arg!r}]={declared!r}: the parameter {arg} has "
+                                    f"shape {np.shape(value)}, {np.size(value)} elements") from None
+    held = _get(obj, path)
+    if (held is not None and hasattr(held, "shape") and np.size(held) == np.size(value)
+            and tuple(held.shape) != tuple(np.shape(value))):
+        return np.reshape(value, held.shape)
+    return value
+
+
+def _in_shape_of(g, canonical, what: str):
+    """A gradient in the shape of its parameter as the harness passed it (same elements: (1, C) -> (C,))."""
+    shape = tuple(np.shape(canonical))
+    if tuple(np.shape(g)) == shape or not hasattr(g, "shape"):
+        return g
+    if np.size(g) == np.size(canonical):
+        return np.reshape(g, shape)
+    raise ImplementationError("wrong gradient shape", f"{what} has shape {tuple(np.shape(g))}; the harness passed "
+                              f"the parameter with shape {shape} and expected its gradient in that shape (or "
+                              f"another with the same {np.size(canonical)} elements)")
 
 
 def _zero_in_place_or_copy(slot):
@@ -257,7 +334,7 @@ def _autograd_plugin(name: str, run: Callable, **options) -> Plugin:
 
     def bwd(dy, arrays, hyper, wrt):
         leaves = {n: (t.detach().requires_grad_() if n in wrt else t) for n, t in arrays.items()}
-        y = run(leaves, hyper)
+        y = select_output(run(leaves, hyper), options.get("output"))
         if not isinstance(y, torch.Tensor):
             raise ImplementationError("wrong output type", f"forward returned a {type(y).__name__}, not a tensor")
         if not y.requires_grad:

@@ -13,13 +13,12 @@ memory layout, checks what comes back and that nothing was written into the inpu
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from . import calls, isolation, layouts as layouts_mod
+from . import calls, conventions, frameworks, isolation, layouts as layouts_mod
 from .layouts import NUMPY, Backend
 from .options import as_scalars, check_axes, merge_limits
 from .spec import Implementation, OpSpec
@@ -48,6 +47,9 @@ class Plugin:
     tied: tuple[str, ...] = ()
     scalar: tuple[str, ...] = ()
     square: bool = False  # square kernels and square inputs: tied kernel and size
+    #: declared conventions (cnn_gradcheck.conventions): results converted to the canonical ones
+    conventions: tuple[str, ...] = ()
+    output: int | None = None  # which element of a tuple the forward returns is the op's output
 
     def with_limits(self, **limits) -> "Plugin":
         """The same plug-in declaring (more) limits, e.g. ``stride=1, padding=0``; a limit replaces the plug-in's
@@ -79,13 +81,18 @@ class Plugin:
         """Calls in this process (the time limit by SIGALRM)."""
         seen: list[str] = []
         by_role: dict[str, list[str]] = {}
+        converted: set = set()  # foreign array types converted (cnn_gradcheck.frameworks), for the report
         names, backend, axes = spec.arg_names, self.backend, dict(self.axes)
+        declared = conventions.declare(spec, self.conventions, backend.kind)
 
         def present(name, a):
             perm = axes.get(name)
             return backend.present(np.transpose(a, perm) if perm else a, layout)
 
         def back(name, value, what, role):
+            via = frameworks.conversion(value)
+            if via:
+                converted.add(via)
             out, precision = calls.to_float64(value, what)
             seen.append(precision)
             by_role.setdefault(role, []).append(precision)
@@ -95,7 +102,7 @@ class Plugin:
         def call(role, adapter, args, given: Mapping[str, Any], hyper):
             before = {n: backend.snapshot(a) for n, a in given.items()}
             try:
-                with isolation.in_process_limit(self.time_limit), _deterministic_torch(backend):
+                with isolation.in_process_limit(self.time_limit):
                     result = adapter(*args)  # the adapters run user code through calls.call_user
             except calls.TimeLimitReached:
                 raise isolation.time_out(self.time_limit, role, list(given.values()), hyper) from None
@@ -103,18 +110,23 @@ class Plugin:
             return result
 
         def forward(*arrays, **hyper):
-            user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
-            return back("y", call("forward", self.forward, [user, hyper], user, hyper), "the forward output y", "forward")
+            with backend.context():
+                user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
+                raw = conventions.select_output(call("forward", self.forward, [user, hyper], user, hyper),
+                                                self.output)
+                return declared.forward(back("y", raw, "the forward output y", "forward"), dict(zip(names, arrays)))
 
         def backward(dy, *arrays, **hyper):
-            user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
-            user_dy = present("y", dy)
-            raw = call("backward", self.backward, [user_dy, user, hyper, spec.differentiable],
-                       {"dy (the upstream gradient)": user_dy, **user}, hyper)
-            grads = calls.gradient_tuple(spec, raw)
-            return {n: back(n, g, f"the gradient d{n}", "backward") for n, g in grads.items()}
+            with backend.context():
+                user, hyper = {n: present(n, a) for n, a in zip(names, arrays)}, as_scalars(hyper, self.scalar)
+                user_dy = present("y", dy) if declared.upstream_passed else None  # None: backward gets no dE
+                given = {"dy (the upstream gradient)": user_dy, **user} if declared.upstream_passed else user
+                raw = call("backward", self.backward, [user_dy, user, hyper, spec.differentiable], given, hyper)
+                grads = calls.gradient_tuple(spec, raw)
+                grads = {n: back(n, g, f"the gradient d{n}", "backward") for n, g in grads.items()}
+                return declared.gradients(grads, dy, dict(zip(names, arrays)))
 
-        return self._bound(forward, backward, layout, seen, by_role)
+        return self._bound(forward, backward, layout, seen, by_role, declared, converted)
 
     def _bind_to_worker(self, spec: OpSpec, layout: str) -> "BoundPlugin":
         """Calls in the worker process of this plug-in and op, which binds the plug-in there (in-process) and serves
@@ -127,31 +139,37 @@ class Plugin:
             impl = bound.get(where) or bound.setdefault(where, here._bind_here(spec, where))
             start = {r: len(p) for r, p in impl.precision_roles.items()}
             result = getattr(impl, role)(*arrays, **hyper)
-            return result, {r: p[start.get(r, 0):] for r, p in impl.precision_roles.items()}
+            return result, {r: p[start.get(r, 0):] for r, p in impl.precision_roles.items()}, set(impl.conversions)
 
         worker = isolation.worker_for(self, spec.name, serve)
         seen: list[str] = []
         by_role: dict[str, list[str]] = {}
+        converted: set = set()
 
         def remote(role):
             def run(*arrays, **hyper):
-                result, precisions = worker.call((role, layout, arrays, hyper), self.time_limit, role, arrays, hyper)
+                result, precisions, conversions = worker.call((role, layout, arrays, hyper), self.time_limit, role,
+                                                              arrays, hyper)
                 for r, p in precisions.items():
                     seen.extend(p)
                     by_role.setdefault(r, []).extend(p)
+                converted.update(conversions)
                 return result
             return run
 
-        return self._bound(remote("forward"), remote("backward"), layout, seen, by_role)
+        declared = conventions.declare(spec, self.conventions, self.backend.kind)
+        return self._bound(remote("forward"), remote("backward"), layout, seen, by_role, declared, converted)
 
-    def _bound(self, forward, backward, layout, seen, by_role) -> "BoundPlugin":
+    def _bound(self, forward, backward, layout, seen, by_role, declared, converted) -> "BoundPlugin":
         hint = layouts_mod.hint(layout)
         if self.axes:
             hint += ("\nshapes above are in the canonical axes; the plug-in's axes are "
                      + ", ".join(f"{n}: {p}" for n, p in self.axes.items()))
         label = self.name if layout == "contiguous" else f"{self.name} (inputs as {layout} views)"
+        if declared.names:
+            label += f" [declared conventions: {', '.join(declared.names)}]"
         return BoundPlugin(label, forward, backward, layout=layout, precisions_seen=seen, failure_hint=hint,
-                           precision_roles=by_role)
+                           precision_roles=by_role, conventions=declared.describe(), conversions=converted)
 
 
 @dataclass(frozen=True)
@@ -163,31 +181,26 @@ class BoundPlugin(Implementation):
     #: "forward"/"backward" -> the precisions its results came in (a forward in float32 with a float64 backward is
     #: accepted, and said in the precision note)
     precision_roles: dict = field(default_factory=dict, compare=False)
-
-
-@contextlib.contextmanager
-def _deterministic_torch(backend: Backend):
-    """CUDA plug-ins run in true float32/float64: TF32 off (it would round float32 matmuls to 10-bit mantissas)."""
-    if backend.kind != "torch" or not backend.device.startswith("cuda"):
-        yield
-        return
-    import torch
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    conventions: str = ""  # the declared conventions its results were converted from, for reports
+    conversions: set = field(default_factory=set, compare=False)  # foreign array types converted to numpy
 
 
 def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
-                layouts=None, tied=(), scalar=(), square=False) -> Plugin:
+                layouts=None, tied=(), scalar=(), square=False, conventions=(), output=None, **unknown) -> Plugin:
     """The options every adapter takes (docs/plugins.md): dtype, device, axes, limits, layouts, and the tied axes:
     ``scalar=("stride", "padding")`` for a layer taking one int per hyperparameter, ``tied=`` for equal axes passed
-    as pairs, ``square=True`` for square kernels and inputs."""
+    as pairs, ``square=True`` for square kernels and inputs; ``conventions=`` (cnn_gradcheck.conventions) and
+    ``output=`` (the element of a returned tuple that is the op's output)."""
+    if unknown:
+        raise layouts_mod.PluginOptionError(
+            f"bad plug-in option {', '.join(map(repr, unknown))}: the options every adapter takes are dtype, device, "
+            f"axes, limits, layouts, tied, scalar, square, conventions, output, name (and the adapter's own)")
+    if output is not None and (isinstance(output, bool) or not isinstance(output, int)):
+        raise layouts_mod.PluginOptionError(f"bad plug-in option output={output!r}: the index of the op's output "
+                                            f"in the tuple forward returns (output=0 for the first element)")
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
-                  layouts_mod.check_layouts(layouts) if layouts else None, tied=_names("tied", tied),
-                  scalar=_names("scalar", scalar), square=bool(square))
+                  layouts_mod.check_layouts(layouts) if layouts else None, _names("tied", tied),
+                  _names("scalar", scalar), bool(square), _names("conventions", conventions), output)
 
 
 def _names(option: str, names) -> tuple[str, ...]:

@@ -203,6 +203,8 @@ def to_float64(value: Any, what: str) -> tuple[np.ndarray, str]:
             raise ImplementationError("wrong output dtype", f"{what} has dtype {precision}; a floating dtype "
                                       f"({', '.join(PRECISIONS)}) was expected")
         return value.detach().to("cpu", torch.float64).numpy(), precision
+    from .frameworks import to_numpy  # JAX, CuPy, TensorFlow, ... arrays: by __array__, __dlpack__ or .numpy()
+    value = to_numpy(value, what)
     try:
         array = np.asarray(value)
     except Exception as e:

@@ -6,8 +6,8 @@ from typing import Any, Mapping
 
 from . import compare, layouts as layouts_mod
 from .binding import Plugin
-from .options import _sample
-from .registry import all_formulas
+from .options import PAIRS, _sample, tied_names
+from .strategies import Tied
 from .spec import Case, OpSpec
 
 
@@ -20,7 +20,20 @@ def _values(configs) -> dict[str, set]:
 
 
 def _short(values) -> str:
-    return "{" + ", ".join(map(str, sorted(values))) + "}"
+    """{1, 2, 3} for a few values, 1..32 for a run of many integers."""
+    ordered = sorted(values, key=lambda v: (str(type(v)), v))
+    if len(ordered) > 4 and all(isinstance(v, int) for v in ordered):
+        return f"{ordered[0]}..{ordered[-1]}" if ordered == list(range(ordered[0], ordered[-1] + 1)) else \
+            "{" + ", ".join(map(str, ordered)) + "}"
+    return "{" + ", ".join(map(str, ordered)) + "}"
+
+
+def _limit_text(key, value) -> str:
+    if isinstance(value, Tied):
+        return f"{key} {value!r}"
+    if isinstance(value, (set, frozenset, list, range)):
+        return f"{key}={_short(value)}"
+    return f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"
 
 
 @dataclass
@@ -38,6 +51,8 @@ class PluginReport:
     precision: str = "float64"
     precision_note: str = ""
     configs: list = field(default_factory=list)
+    conventions: str = ""  # the declared conventions results were converted from
+    conversions: set = field(default_factory=set)  # foreign array types converted to numpy
 
     def record(self, case: Case, layout: str, result) -> None:
         self.cases += 1
@@ -49,34 +64,39 @@ class PluginReport:
             else:
                 self.oracles_seen.add(c.oracle)
         self.configs.append(dict(case.config))
+        self.conventions = self.conventions or getattr(result.impl, "conventions", "")
+        self.conversions |= set(getattr(result.impl, "conversions", ()))
+
+    def drawn(self) -> list[str]:
+        """The part of the op's configuration space the cases covered: the values of each field, the tied axes,
+        the sizes raised beyond what the default space draws."""
+        seen = _values(self.configs)
+        lines = ["drawn: " + "; ".join(f"{k} {_short(v)}" for k, v in seen.items())] if seen else []
+        tied = tied_names(self.plugin)
+        if tied:
+            pairs = [f"{n} ({' = '.join(PAIRS[n])}" + ("; passed as one int" if n in self.plugin.scalar else "")
+                     + ")" for n in tied]
+            lines.append(f"tied axes (equal in every case): {', '.join(pairs)}")
+        default = _values(_sample(self.spec.configs(), 60))
+        raised = [f"{k} up to {max(v)} (the default space draws up to {max(default[k])})" for k, v in seen.items()
+                  if k in default and all(isinstance(x, int) for x in v | default[k]) and max(v) > max(default[k])]
+        if raised:
+            lines.append(f"raised beyond the default sizes: {'; '.join(raised)}")
+        return lines
 
     def not_covered(self) -> list[str]:
-        """Values the full suite draws that this plug-in's limits exclude, and formula rows left out."""
-        full = _values(_sample(self.spec.configs(), 60))
-        allowed = _values(_sample(self.spec.configs(**self.limits), 60)) if self.limits else full
-        # restricted: fields the limits hold to one value, or to a part of a small set (stride, padding, ...);
-        # sizes derived from them (H, W) are not listed
-        restricted = {k for k in full if full[k] - allowed.get(k, set())
-                      and (len(allowed.get(k, ())) == 1 or len(full[k]) <= 4)}
-        lines = [f"{k} in {_short(full[k] - allowed.get(k, set()))}" for k in full if k in restricted]
+        """Values the default configuration space draws that this plug-in's limits (and tied axes) exclude, and the
+        layouts the run did not draw."""
+        shown = ", ".join(_limit_text(k, v) for k, v in self.limits.items())
         out = []
-        if lines:
-            out.append(f"excluded by the limits ({', '.join(f'{k}={v}' for k, v in self.limits.items())}): "
-                       + "; ".join(lines))
-        partly, none = [], []
-        for formula in all_formulas():
-            if formula.op != self.spec.name:
-                continue
-            sample = _sample(self.spec.configs(**formula.fixed), 20)
-            inside = sum(all(c[k] in allowed.get(k, ()) for k in restricted) for c in sample)
-            if inside == 0:
-                none.append(formula.name)
-            elif inside < len(sample):
-                partly.append(formula.name)
-        if none:
-            out.append(f"formulas not covered: {'; '.join(none)}")
-        if partly:
-            out.append(f"formulas only partly covered: {'; '.join(partly)}")
+        if self.limits:
+            full = _values(_sample(self.spec.configs(), 60))
+            allowed = _values(_sample(self.spec.configs(**self.limits), 60))
+            # fields of a small value set (stride, padding, dilation, kernel, targets, ...): the values left out
+            lines = [f"{k} in {_short(full[k] - allowed.get(k, set()))}" for k in full
+                     if full[k] - allowed.get(k, set()) and len(full[k]) <= 6]
+            out.append(f"excluded by the limits ({shown}): " + "; ".join(lines) if lines else
+                       f"nothing the default space draws is excluded by the limits ({shown})")
         skipped = [layout for layout in self.layouts if layout not in self.layouts_seen]
         if skipped and self.cases:
             out.append(f"layouts not drawn in this run: {', '.join(skipped)}")
@@ -90,6 +110,11 @@ class PluginReport:
         lines += [f"  not applicable: {oracle}: {note}" for oracle, note in sorted(self.not_applicable.items())]
         if self.precision_note:
             lines.append(f"  {self.precision_note}")
+        if self.conventions:
+            lines.append(f"  declared conventions, converted to the canonical ones: {self.conventions}")
+        if self.conversions:
+            lines.append(f"  arrays converted to numpy: {', '.join(sorted(self.conversions))}")
+        lines += [f"  {line}" for line in self.drawn()]
         gaps = self.not_covered()
         lines += [f"  not covered: {g}" for g in gaps] or ["  not covered: nothing (no limits declared)"]
         return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""How arrays are handed to a plug-in: the array library (numpy or torch), its dtype and device, and the memory
+"""How arrays are handed to a plug-in: the array library (numpy, torch or jax), its dtype and device, and the memory
 layout. The values are always the case's values; only where they lie in memory changes, so that code which silently
 assumes a contiguous layout (``as_strided`` with strides computed from the shape, ``.view``, raw pointers) is caught.
 
@@ -13,6 +13,7 @@ Layouts (a plug-in is given each, drawn by Hypothesis like the configuration; "c
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +21,11 @@ import numpy as np
 
 LAYOUTS = ("contiguous", "strided", "transposed", "channels_last")
 #: array libraries and the precisions each can hand a plug-in
-DTYPES = {"numpy": ("float64", "float32", "float16"), "torch": ("float64", "float32", "float16", "bfloat16")}
+DTYPES = {"numpy": ("float64", "float32", "float16"), "torch": ("float64", "float32", "float16", "bfloat16"),
+          "jax": ("float64", "float32", "float16", "bfloat16")}
 NUMPY_LAYOUTS = ("contiguous", "strided", "transposed")
 TORCH_LAYOUTS = LAYOUTS
+JAX_LAYOUTS = ("contiguous",)  # a jax array has no memory layout the caller can choose
 
 DESCRIPTIONS = {
     "contiguous": "contiguous arrays",
@@ -107,18 +110,48 @@ class Backend:
 
     @property
     def layouts(self) -> tuple[str, ...]:
-        return TORCH_LAYOUTS if self.kind == "torch" else NUMPY_LAYOUTS
+        return {"torch": TORCH_LAYOUTS, "jax": JAX_LAYOUTS}.get(self.kind, NUMPY_LAYOUTS)
+
+    @contextlib.contextmanager
+    def context(self):
+        """What every call of the plug-in runs under. torch on CUDA: TF32 off (it would round float32 matmuls to
+        10-bit mantissas), so results are true float32/float64. jax: 64-bit arrays enabled for the call, the
+        user's setting restored after it (jax computes in float32 otherwise, whatever it is given)."""
+        if self.kind == "jax":
+            import jax
+            saved = jax.config.jax_enable_x64
+            jax.config.update("jax_enable_x64", True)
+            try:
+                yield
+            finally:
+                jax.config.update("jax_enable_x64", saved)
+            return
+        if self.kind != "torch" or not self.device.startswith("cuda"):
+            yield
+            return
+        import torch
+        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
     def present(self, a: np.ndarray, layout: str = "contiguous") -> Any:
         """The float64 array ``a`` as the plug-in receives it: library, dtype, device, memory layout."""
         if self.kind == "numpy":
             return _numpy(np.asarray(a).astype(self.dtype), layout)
+        if self.kind == "jax":
+            import jax.numpy as jnp
+            return jnp.asarray(np.asarray(a, dtype=np.float64), dtype=getattr(jnp, self.dtype))
         import torch
         t = torch.from_numpy(np.array(a, dtype=np.float64, order="C"))  # not ascontiguousarray: it makes 0-d 1-d
         return _torch(t.to(device=self.device, dtype=getattr(torch, self.dtype)), layout)
 
     def snapshot(self, x: Any) -> Any:
-        """A copy to compare with after the call (in-place mutation)."""
+        """A copy to compare with after the call (in-place mutation; jax arrays are immutable, kept as they are)."""
+        if self.kind == "jax":
+            return x
         return x.detach().clone() if self.kind == "torch" else np.array(x, copy=True)
 
     def describe(self) -> str:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, Phase, given, settings as hyp_settings, stra
 from .layouts import PluginOptionError
 from .registry import all_specs
 from .spec import Case, OpSpec
-from .strategies import Tied
+from .strategies import SameAs, Tied
 
 
 # ------------------------------------------------------------------------------- options, checked before any call
@@ -124,7 +124,15 @@ def plugin_limits(spec: OpSpec, plug, limits: Mapping[str, Any] | None = None) -
             if isinstance(value, tuple) and len(set(value)) > 1:
                 raise _option_error(spec, f"limits {name}={value!r}", f"{name} is declared tied (both axes one "
                                     f"value), but the limit gives two different values")
-            if not any(k in fixed for k in PAIRS[name]):
+            first, second = PAIRS[name]
+            if first in fixed or second in fixed:  # one axis limited by its field: the other follows it
+                given = {k: fixed[k] for k in (first, second) if k in fixed}
+                if len(given) == 2 and repr(given[first]) != repr(given[second]):
+                    raise _option_error(spec, f"limits {given!r}", f"{name} is declared tied (both axes one "
+                                        f"value), but {first} and {second} are limited differently")
+                fixed[first] = given.get(first, given.get(second))
+                fixed[second] = SameAs(first)
+            else:
                 fixed[name] = Tied(value[0] if isinstance(value, tuple) else value)
     return fixed
 

@@ -17,6 +17,7 @@ from . import calls, explicit, layouts as layouts_mod, profiles
 from .adapters import (as_plugin, autograd_function, function_pair, layer_object, load, plugin, torch_function,
                        torch_module)
 from .binding import HWIO, NHWC, BoundPlugin, Plugin
+from .frameworks import jax_function
 from .calls import ImplementationError
 from .coverage import PluginReport
 from .layouts import PluginOptionError
@@ -27,7 +28,8 @@ from .runner import (CaseResult, check_case, essential_verdict, other_kinds_line
 from .spec import Case, OpSpec
 
 __all__ = ["check_plugin", "replay", "PluginCheckFailure", "PrecisionNote", "plugin", "function_pair", "layer_object",
-           "torch_function", "autograd_function", "torch_module", "as_plugin", "load", "NHWC", "HWIO", "Plugin",
+           "torch_function", "autograd_function", "torch_module", "jax_function", "as_plugin", "load", "NHWC", "HWIO",
+           "Plugin",
            "BoundPlugin", "PluginReport", "PluginOptionError"]
 
 

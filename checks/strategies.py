@@ -11,6 +11,7 @@ strategy that breaks a rule is rejected, never handed to a layer (``within``).
 """
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any, Mapping
 
 import numpy as np
@@ -28,8 +29,8 @@ def as_strategy(value: Any) -> st.SearchStrategy:
     if isinstance(value, st.SearchStrategy):
         return value
     if isinstance(value, VALUE_SETS):
-        return st.sampled_from(sorted(value))
-    return st.just(value)
+        return st.sampled_from(sorted(int(v) if isinstance(v, Integral) else v for v in value))
+    return st.just(int(value) if isinstance(value, Integral) and not isinstance(value, bool) else value)
 
 
 def pick(fixed: Mapping[str, Any], key: str, default: st.SearchStrategy) -> st.SearchStrategy:
@@ -51,7 +52,8 @@ def within(fixed: Mapping[str, Any], key: str, default: st.SearchStrategy, *, fl
     if key not in fixed or fixed[key] is None:
         return default
     value = fixed[key]
-    if not isinstance(value, (st.SearchStrategy, *VALUE_SETS)) and (not isinstance(value, int) or value < floor):
+    if not isinstance(value, (st.SearchStrategy, *VALUE_SETS)) and (not isinstance(value, Integral)
+                                                                    or value < floor):
         from hypothesis.errors import InvalidArgument
         raise InvalidArgument(f"{key}={value!r}: {key} is an integer of at least {floor}")
     low = floor if low is None else max(low, floor)
@@ -65,8 +67,8 @@ class Tied:
     def __init__(self, limit: Any = None):
         self.limit = limit
 
-    def __repr__(self) -> str:
-        return f"Tied({self.limit!r})"
+    def __repr__(self) -> str:  # how reports show the limit: "stride=tied", "stride=tied to {1, 2}"
+        return "tied" if self.limit is None else f"tied to {self.limit!r}"
 
 
 class SameAs:

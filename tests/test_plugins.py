@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import settings
+from hypothesis import settings, strategies as st
 
 from cnn_gradcheck import plugins as P, profiles
 from cnn_gradcheck.plugins import PluginCheckFailure, check_plugin
@@ -74,9 +74,104 @@ def test_limits_keep_the_generator_inside_and_the_report_names_what_was_left_out
     summary = report.summary()
     assert "excluded by the limits (stride=1, padding=0)" in summary
     assert "sh in {2, 3}" in summary and "ph in {1" in summary
-    assert "conv with stride and zero padding" in summary  # formula row only partly covered
+    assert "; sh {1}; sw {1}; ph {0}; pw {0};" in summary  # the values drawn, per field
+    assert "formula" not in summary  # derivation rows mean nothing to a plug-in's author
     with pytest.raises(PluginCheckFailure, match="only stride 1 without padding"):  # undeclared: reported
         check_plugin("conv2d", P.plugin(forward, fx.conv_backward), settings=FEW)
+
+
+# ------------------------------------------------------- limits: values, sets, strategies, tied axes, raised sizes
+
+def _scalar_conv(x, w, b, stride, padding, dilation):
+    """A conv taking one int stride and padding, as many hand-written layers do."""
+    assert isinstance(stride, int) and isinstance(padding, int), f"ints expected, got {stride!r}, {padding!r}"
+    return F.conv2d(x, w, b, stride, padding, dilation)
+
+
+def test_scalar_hyperparameters_are_declared_in_one_word():
+    report = check_plugin("conv2d", P.torch_function(_scalar_conv, scalar=("stride", "padding")), settings=FEW)
+    assert all(c["sh"] == c["sw"] and c["ph"] == c["pw"] for c in report.configs)
+    assert any(c["sh"] > 1 for c in report.configs) and any(c["ph"] > 0 for c in report.configs)
+    assert ("tied axes (equal in every case): stride (sh = sw; passed as one int), padding (ph = pw; passed as "
+            "one int)") in report.summary()
+    with pytest.raises(PluginCheckFailure, match="ints expected"):  # undeclared: the layer is handed pairs
+        check_plugin("conv2d", P.torch_function(_scalar_conv), settings=FEW)
+    # one axis limited by its field (numpy ints too): the other follows it
+    limited = P.torch_function(_scalar_conv, scalar=("stride", "padding"), limits={"sh": {np.int64(1), 3}})
+    assert {(c["sh"], c["sw"]) for c in check_plugin("conv2d", limited, settings=FEW).configs} <= {(1, 1), (3, 3)}
+
+
+def test_square_kernels_and_inputs():
+    report = check_plugin("conv2d", P.torch_function(F.conv2d, square=True), settings=FEW)
+    assert all(c["kh"] == c["kw"] and c["H"] == c["W"] for c in report.configs)
+    assert "tied axes (equal in every case): kernel (kh = kw), size (H = W)" in report.summary()
+
+
+def _first_stride_only(x, w, b, stride, padding, dilation):
+    """A conv that reads one stride for both axes: right whenever the axes are drawn equal."""
+    return F.conv2d(x, w, b, stride[0], padding, dilation)
+
+
+@pytest.mark.parametrize("stride", [st.integers(1, 3), {1, 2, 3}, 2])
+def test_an_alias_limit_draws_one_value_for_both_axes(stride):
+    """``stride=st.integers(1, 3)`` (or a set, or a value) ties sh and sw: a one-stride conv passes."""
+    report = check_plugin("conv2d", P.torch_function(_first_stride_only), limits={"stride": stride}, settings=FEW)
+    assert all(c["sh"] == c["sw"] for c in report.configs)
+
+
+def test_a_pair_limit_gives_one_value_per_axis():
+    report = check_plugin("conv2d", P.torch_function(F.conv2d), limits={"stride": (1, 2)}, settings=FEW)
+    assert {(c["sh"], c["sw"]) for c in report.configs} == {(1, 2)}
+
+
+@pytest.mark.parametrize("padding", [st.integers(0, 2), {1, 2}, 1])
+def test_a_padding_limit_keeps_the_padding_rule(padding):
+    """torch's max pooling refuses a padding over half the window: every drawn window is wide enough."""
+    def pool(x, kernel, stride, padding):
+        return F.max_pool2d(x, kernel, stride, padding)
+    report = check_plugin("maxpool2d", P.torch_function(pool), limits={"padding": padding}, settings=FEW)
+    assert all(c["ph"] <= c["kh"] // 2 and c["pw"] <= c["kw"] // 2 for c in report.configs)
+    conv = check_plugin("conv2d", P.torch_function(F.conv2d), limits={"padding": padding}, settings=FEW)
+    assert all(c["ph"] <= c["dilh"] * (c["kh"] - 1) // 2 for c in conv.configs)
+
+
+def test_input_sizes_can_be_raised_to_what_users_run():
+    report = check_plugin("conv2d", P.torch_function(F.conv2d), limits={"size": 32, "N": 8, "C_in": 1, "C_out": 1},
+                          settings=settings(FEW, max_examples=3))
+    assert all(c["H"] == c["W"] == 32 and c["N"] == 8 for c in report.configs)
+    assert "raised beyond the default sizes: N up to 8" in report.summary()
+    pooled = check_plugin("maxpool2d", P.as_plugin(all_specs()["maxpool2d"].reference), limits={"H": 16, "W": 9},
+                          settings=FEW)
+    assert {(c["H"], c["W"]) for c in pooled.configs} == {(16, 9)}
+
+
+def test_with_limits_replaces_the_plugins_own_limit_on_the_same_fields():
+    padded = P.torch_function(F.conv2d, limits={"ph": 1, "pw": 1})
+    report = check_plugin("conv2d", padded.with_limits(padding=0), settings=FEW)
+    assert all(c["ph"] == c["pw"] == 0 for c in report.configs)
+
+
+@pytest.mark.parametrize("op, limits, phrases", [
+    ("conv2d", {"Hin": 3}, ("conv2d has no configuration field 'Hin'", "its fields are N, C_in, C_out, H, W, kh",
+                            "the aliases stride, padding, dilation, kernel, remainder, size, out",
+                            "also accepted: Hout, Wout, rh, rw")),
+    ("relu_cnn", {"H": 5}, ("relu_cnn has no configuration field 'H' that can be limited",
+                            "(H, W: computed from the others, not limited directly)")),
+    ("conv2d", {"kernel": 1, "padding": 1}, ("no configuration keeps both these limits and the op's validity rules",)),
+    ("conv2d", {"H": 32, "Hout": 3}, ("the input size H determines Hout and rh",)),
+    ("conv2d", {"N": (1, 2)}, ("N=(1, 2): a tuple gives one value per axis, for the aliases", "a set {1, 2}")),
+])
+def test_a_limit_that_cannot_be_honoured_is_refused_with_the_names_accepted(op, limits, phrases):
+    with pytest.raises(P.PluginOptionError) as error:
+        check_plugin(op, P.as_plugin(all_specs()[op].reference), limits=limits, settings=FEW)
+    for phrase in phrases:
+        assert phrase in str(error.value), str(error.value)
+
+
+def test_a_tied_name_the_op_lacks_is_refused():
+    with pytest.raises(P.PluginOptionError, match="dense has no pair of axes 'stride'; its hyperparameters are not "
+                                                  "per axis"):
+        check_plugin("dense", P.plugin(fx.conv_forward, fx.conv_backward, scalar=("stride",)), settings=FEW)
 
 
 def _contiguous_strides(a):
