@@ -36,7 +36,7 @@ bench: setup
 	$(PY) -m benchmarks.plugin_startup
 
 # Not part of `make test`: the thorough profile over every op (its reference through every oracle) under several
-# seeds, counting false alarms; ~100,000 examples take hours on 2 cores. `make soak SOAK_EXAMPLES=50` proves it runs.
+# seeds, counting false alarms; 100,000 examples take about half an hour of CPU. `make soak SOAK_EXAMPLES=50`: seconds.
 SOAK_EXAMPLES ?= 100000
 SOAK_SEEDS ?= 5
 soak: setup

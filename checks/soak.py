@@ -2,7 +2,7 @@
 count false alarms. The references are validated, so any failure or kink verdict here is a false alarm of the
 harness (or a bug of the reference) and is printed with its report.
 
-    python -m cnn_gradcheck.soak --examples 100000 --seeds 5     # make soak: hours on 2 cores
+    python -m cnn_gradcheck.soak --examples 100000 --seeds 5     # make soak: ~half an hour of CPU
     python -m cnn_gradcheck.soak --examples 50 --seeds 1         # a quick proof that it runs
 
 The examples are shared out evenly: ceil(examples / (ops * seeds)) per op and seed (at least 1). Each (op, seed)

@@ -6,9 +6,7 @@ import dataclasses
 import sys
 import textwrap
 
-import numpy as np
 import pytest
-import torch
 import torch.nn.functional as F
 from hypothesis import Phase, settings, strategies as st
 
@@ -169,7 +167,8 @@ BROKEN = {
     "make_arrays misses one": (dict(make_arrays=lambda c, rng: {"x": rng.standard_normal((c["N"], c["D"]))}),
                                "one array per name in arg_names"),
     "reference not an implementation": (dict(reference=user.layernorm_forward), "must be an Implementation"),
-    "torch_forward wrong shape": (dict(torch_forward=lambda x, g, b: x.sum()), "torch_forward returned Tensor of shape ()"),
+    "torch_forward wrong shape": (dict(torch_forward=lambda x, g, b: x.sum()),
+                                  "torch_forward returned Tensor of shape ()"),
     "no name": (dict(name=""), "needs a non-empty name"),
 }
 
