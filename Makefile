@@ -17,7 +17,7 @@ setup: $(VENV)/.installed
 # non-editable install from a separate project.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,plots]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,plots,jax]'
 	touch $@
 
 validate: setup
