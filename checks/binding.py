@@ -199,8 +199,9 @@ def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu",
         raise layouts_mod.PluginOptionError(f"bad plug-in option output={output!r}: the index of the op's output "
                                             f"in the tuple forward returns (output=0 for the first element)")
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
-                  layouts_mod.check_layouts(layouts) if layouts else None, _names("tied", tied),
-                  _names("scalar", scalar), bool(square), _names("conventions", conventions), output)
+                  layouts_mod.check_layouts(layouts) if layouts else None, tied=_names("tied", tied),
+                  scalar=_names("scalar", scalar), square=bool(square),
+                  conventions=_names("conventions", conventions), output=output)
 
 
 def _names(option: str, names) -> tuple[str, ...]:
