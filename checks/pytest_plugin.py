@@ -27,6 +27,11 @@ def pytest_addoption(parser):
     group.addoption("--plugin-max-examples", type=int, default=None, metavar="N",
                     help="generated cases per --plugin check (default: the same as check_plugin from Python: your "
                          "loaded Hypothesis profile's count, else the harness's 25)")
+    group.addoption("--plugin-time-limit", type=float, default=None, metavar="SECONDS",
+                    help="seconds one call of a --plugin implementation may take (default 60)")
+    group.addoption("--plugin-isolate", choices=("yes", "no"), default=None,
+                    help="run the plug-in's calls in a worker process, so that a crash or hang is reported "
+                         "(default: yes where fork is safe, Linux)")
 
 
 def _requested(config) -> list[str]:
@@ -37,6 +42,9 @@ def pytest_configure(config):
     count = config.getoption("plugin_max_examples", default=None)
     if count is not None and count < 1:
         raise pytest.UsageError(f"--plugin-max-examples must be a positive number of generated cases, not {count}")
+    limit = config.getoption("plugin_time_limit", default=None)
+    if limit is not None and not limit > 0:
+        raise pytest.UsageError(f"--plugin-time-limit must be a positive number of seconds, not {limit}")
     if _requested(config):
         config.pluginmanager.register(_Summaries(), "cnn_gradcheck_summaries")
 
@@ -83,8 +91,11 @@ class PluginItem(pytest.Item):
         from . import profiles
         chosen = profiles.check_settings()
         with _hypothesis_statistics(self):
+            isolate = self.config.getoption("plugin_isolate")
             report = check_plugin(op, load(target), target=target,
-                                  settings=settings(chosen, max_examples=count) if count else chosen)
+                                  settings=settings(chosen, max_examples=count) if count else chosen,
+                                  time_limit=self.config.getoption("plugin_time_limit"),
+                                  isolate=None if isolate is None else isolate == "yes")
         self.user_properties.append((_SUMMARY_KEY, report.summary()))
 
     def repr_failure(self, excinfo, style=None):

@@ -2,6 +2,8 @@
 configuration and the check goes on; a call that hangs is stopped at the time limit, in a worker or in-process."""
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -111,3 +113,37 @@ def test_isolation_is_on_by_default_where_fork_is_safe():
     assert not plug.with_guards(isolate=False).isolated
     assert plug.with_guards(time_limit=5).time_limit == 5 and plug.time_limit == isolation.DEFAULT_TIME_LIMIT
     assert np.isfinite(isolation.DEFAULT_TIME_LIMIT)
+
+
+# plug-ins loaded by name in the command-line test below ("test_isolation:SEGFAULTING", run from tests/)
+SEGFAULTING = _crashes_from_width(2, lambda: os.kill(os.getpid(), signal.SIGSEGV))
+SLEEPY = P.plugin(_sleeps, fx.conv_backward, name="sleepy conv")
+
+
+@needs_fork
+def test_command_line_crash_and_hang_are_failures_and_the_run_goes_on():
+    """pytest --plugin ... --plugin-time-limit 10: a segfaulting and a hanging plug-in each fail with their report;
+    the good plug-in after them is still checked and passes."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-p", "no:faulthandler",
+         "--plugin", "conv2d=test_isolation:SEGFAULTING", "--plugin", "conv2d=test_isolation:SLEEPY",
+         "--plugin", "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-max-examples", "4",
+         "--plugin-time-limit", "10"],
+        cwd=tests, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "CNN_GRADCHECK_PROFILE": "ci"})
+    out = run.stdout
+    assert run.returncode == 1, out + run.stderr
+    assert "2 failed, 1 passed" in out
+    assert "conv2d: the implementation crashed the process (SIGSEGV) in crashing conv" in out
+    assert "conv2d: the implementation did not return within 10 s in sleepy conv" in out
+    assert "cnn-gradcheck replay conv2d test_isolation:SEGFAULTING --config '{" in out and '"W": 2' in out
+    assert "Traceback" not in out
+
+
+def test_a_bad_time_limit_is_a_usage_error():
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "--plugin",
+                          "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-time-limit", "0"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 4, run.stdout + run.stderr  # pytest's usage-error exit code
+    assert "--plugin-time-limit must be a positive number of seconds, not 0.0" in run.stderr
