@@ -40,8 +40,8 @@ class Plugin:
     axes: Mapping[str, tuple] = field(default_factory=dict)
     limits: Mapping[str, Any] = field(default_factory=dict)
     layouts: tuple[str, ...] | None = None
-    #: seconds one call may take (None: no limit); isolate: run the calls in a worker process (None: where fork is
-    #: safe; cnn_gradcheck.isolation)
+    #: seconds one call may take (None: no limit); isolate: run the calls in a worker process (None: for torch
+    #: plug-ins on the CPU; True: declares native code; never where fork is unsafe: cnn_gradcheck.isolation)
     time_limit: float | None = isolation.DEFAULT_TIME_LIMIT
     isolate: bool | None = None
 
@@ -56,8 +56,13 @@ class Plugin:
 
     @property
     def isolated(self) -> bool:
-        """Calls run in a worker process: asked for, or by default wherever fork is safe."""
-        return isolation.can_fork() if self.isolate is None else bool(self.isolate) and isolation.can_fork()
+        """Calls run in a worker process: when asked (isolate=True: the plug-in declares native code), and by default
+        for torch plug-ins on the CPU (native kernels, custom extensions); plain numpy plug-ins run in-process (a
+        worker costs ~50% more time per check), and CUDA ones too (a forked child cannot share the harness's CUDA
+        driver state); never where fork is unsafe."""
+        wanted = (self.backend.kind == "torch" and self.backend.device == "cpu") if self.isolate is None \
+            else self.isolate
+        return bool(wanted) and isolation.can_fork()
 
     def bind(self, spec: OpSpec, layout: str = "contiguous") -> "BoundPlugin":
         """The plug-in as an Implementation of ``spec`` in the canonical convention, inputs in ``layout``."""
@@ -176,8 +181,9 @@ def _deterministic_torch(backend: Backend):
 
 
 def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
-                 layouts=None) -> Plugin:
+                 layouts=None, time_limit=isolation.DEFAULT_TIME_LIMIT, isolate=None) -> Plugin:
+    """isolate=True declares native code (a C/C++/CUDA extension, ctypes) whose crash should not end the run."""
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
-                  layouts_mod.check_layouts(layouts) if layouts else None)
+                  layouts_mod.check_layouts(layouts) if layouts else None, time_limit, isolate)
 
 

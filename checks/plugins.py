@@ -67,10 +67,12 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     report = PluginReport(spec, plug, fixed, chosen)
     last: dict = {}
     try:
-        precision = calls.evaluate(spec, plug.bind(spec), probe).dtype
+        bound = plug.bind(spec)
+        precision = calls.evaluate(spec, bound, probe).dtype
         if precision != "float64":
             report.precision = precision
-            report.precision_note = calls.precision_note(spec, plug.name, precision, probe.config)
+            report.precision_note = calls.precision_note(spec, plug.name, precision, probe.config,
+                                                         bound.precision_roles)
             warnings.warn(PrecisionNote(report.precision_note), stacklevel=2)
 
         def body(case: Case, layout: str) -> None:

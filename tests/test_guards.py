@@ -122,3 +122,15 @@ def test_a_state_change_inside_the_guard_is_found_directly():
     assert changed.value.changes == ["numpy error state (np.geterr): divide=warn, invalid=warn, over=warn, "
                                      "under=ignore -> divide=raise, invalid=warn, over=warn, under=ignore"]
     assert np.geterr()["divide"] == "warn"
+
+
+@pytest.mark.skipif(not __import__("cnn_gradcheck.isolation").isolation.can_fork(),
+                    reason="the worker process needs fork (Linux)")
+def test_a_state_change_in_the_worker_process_is_reported_the_same_way():
+    def forward(x, w, b, stride, padding, dilation):
+        np.seterr(all="raise")
+        return fx.conv_forward(x, w, b, stride, padding, dilation)
+
+    with pytest.raises(PluginCheckFailure, match="(?s)global state changed in .*numpy error state"):
+        check_plugin("conv2d", P.plugin(forward, fx.conv_backward), settings=QUICK, isolate=True)
+    assert np.geterr()["divide"] == "warn"

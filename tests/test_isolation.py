@@ -30,7 +30,7 @@ def _crashes_from_width(width, how):
         if x.shape[3] >= width:
             how()
         return fx.conv_forward(x, w, b, stride, padding, dilation)
-    return P.plugin(forward, fx.conv_backward, name="crashing conv")
+    return P.plugin(forward, fx.conv_backward, name="crashing conv", isolate=True)  # declares native code
 
 
 @needs_fork
@@ -107,17 +107,23 @@ def test_a_plugin_keeps_its_state_between_calls_in_the_worker_as_in_process():
                                                   accumulate="none"), settings=QUICK, isolate=isolate)
 
 
-def test_isolation_is_on_by_default_where_fork_is_safe():
-    plug = P.plugin(fx.conv_forward, fx.conv_backward)
-    assert plug.isolated == isolation.can_fork()
-    assert not plug.with_guards(isolate=False).isolated
+def test_isolation_is_on_by_default_for_torch_plugins_and_when_declared():
+    numpy_plugin = P.plugin(fx.conv_forward, fx.conv_backward)
+    assert not numpy_plugin.isolated
+    assert P.plugin(fx.conv_forward, fx.conv_backward, isolate=True).isolated == isolation.can_fork()
+    assert numpy_plugin.with_guards(isolate=True).isolated == isolation.can_fork()
+    torch_plugin = P.torch_function(F.conv2d)
+    assert torch_plugin.isolated == isolation.can_fork()
+    assert not torch_plugin.with_guards(isolate=False).isolated
+    assert not P.torch_function(F.conv2d, device="cuda").isolated  # CUDA: in-process unless asked
+    plug = numpy_plugin
     assert plug.with_guards(time_limit=5).time_limit == 5 and plug.time_limit == isolation.DEFAULT_TIME_LIMIT
     assert np.isfinite(isolation.DEFAULT_TIME_LIMIT)
 
 
 # plug-ins loaded by name in the command-line test below ("test_isolation:SEGFAULTING", run from tests/)
 SEGFAULTING = _crashes_from_width(2, lambda: os.kill(os.getpid(), signal.SIGSEGV))
-SLEEPY = P.plugin(_sleeps, fx.conv_backward, name="sleepy conv")
+SLEEPY = P.plugin(_sleeps, fx.conv_backward, name="sleepy conv")  # in-process: stopped by SIGALRM
 
 
 @needs_fork
