@@ -54,6 +54,8 @@ def can_fork() -> bool:
     """Fork is safe here: Linux, and no CUDA context in the harness (a forked child cannot use an initialised one)."""
     if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
         return False
+    if multiprocessing.current_process().daemon:  # a daemonic process (a Pool's worker) may not start children
+        return False
     torch = sys.modules.get("torch")
     return torch is None or not torch.cuda.is_initialized()
 
