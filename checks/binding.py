@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import calls, isolation, layouts as layouts_mod
-from .layouts import NUMPY, Backend
+from .layouts import NUMPY, Backend, PluginOptionError
 from .options import check_axes
 from .spec import Implementation, OpSpec
 
@@ -50,9 +50,13 @@ class Plugin:
         return replace(self, limits={**self.limits, **limits})
 
     def with_guards(self, time_limit: float | None = None, isolate: bool | None = None) -> "Plugin":
-        """The same plug-in with another time limit per call and/or isolation (None: keep the plug-in's own)."""
-        return replace(self, time_limit=self.time_limit if time_limit is None else time_limit,
-                       isolate=self.isolate if isolate is None else isolate)
+        """The same plug-in with another time limit per call (seconds; float("inf"): none) and/or isolation (None:
+        keep the plug-in's own)."""
+        if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+            raise PluginOptionError(f"bad plug-in option time_limit={time_limit!r}: a positive number of seconds "
+                                    f"one call may take (float('inf') for no limit)")
+        limit = self.time_limit if time_limit is None else (None if time_limit == float("inf") else time_limit)
+        return replace(self, time_limit=limit, isolate=self.isolate if isolate is None else isolate)
 
     @property
     def isolated(self) -> bool:
@@ -181,9 +185,10 @@ def _deterministic_torch(backend: Backend):
 
 
 def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
-                 layouts=None, time_limit=isolation.DEFAULT_TIME_LIMIT, isolate=None) -> Plugin:
-    """isolate=True declares native code (a C/C++/CUDA extension, ctypes) whose crash should not end the run."""
+                 layouts=None, time_limit=None, isolate=None) -> Plugin:
+    """isolate=True declares native code (a C/C++/CUDA extension, ctypes) whose crash should not end the run;
+    time_limit: seconds per call (default isolation.DEFAULT_TIME_LIMIT)."""
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
-                  layouts_mod.check_layouts(layouts) if layouts else None, time_limit, isolate)
+                  layouts_mod.check_layouts(layouts) if layouts else None).with_guards(time_limit, isolate)
 
 

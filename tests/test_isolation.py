@@ -118,7 +118,9 @@ def test_isolation_is_on_by_default_for_torch_plugins_and_when_declared():
     assert not P.torch_function(F.conv2d, device="cuda").isolated  # CUDA: in-process unless asked
     plug = numpy_plugin
     assert plug.with_guards(time_limit=5).time_limit == 5 and plug.time_limit == isolation.DEFAULT_TIME_LIMIT
-    assert np.isfinite(isolation.DEFAULT_TIME_LIMIT)
+    assert np.isfinite(isolation.DEFAULT_TIME_LIMIT) and plug.with_guards(time_limit=float("inf")).time_limit is None
+    with pytest.raises(P.PluginOptionError, match="bad plug-in option time_limit=0: a positive number of seconds"):
+        check_plugin("conv2d", plug, time_limit=0)
 
 
 # plug-ins loaded by name in the command-line test below ("test_isolation:SEGFAULTING", run from tests/)
