@@ -46,6 +46,11 @@ def test_a_segfault_is_reported_with_the_smallest_crashing_configuration_and_the
     assert "the check went on in a new worker" in message
     assert "where (innermost first, from the worker's faulthandler):" in message and "in forward" in message
     assert "cnn_gradcheck.replay('conv2d', <your plug-in>, {" in message and "'W': 3" in message
+    # the reproduction line re-runs the case in a worker too: the same report, and this process lives on
+    config = {"N": 1, "C_in": 1, "C_out": 1, "H": 1, "W": 3, "kh": 1, "kw": 1, "sh": 1, "sw": 1, "ph": 0, "pw": 0,
+              "dilh": 1, "dilw": 1}
+    with pytest.raises(PluginCheckFailure, match=r"crashed the process \(SIGSEGV\)"):
+        P.replay("conv2d", _crashes_from_width(3, lambda: os.kill(os.getpid(), signal.SIGSEGV)), config, seed=0)
     # the harness is still here, and the next check of a good plug-in in the same process passes
     assert check_plugin("conv2d", P.plugin(fx.conv_forward, fx.conv_backward), settings=QUICK).cases == 3
 
