@@ -165,6 +165,9 @@ class Worker:
             ok, value = self._conn.recv()
         except (EOFError, OSError):  # the worker died during the call
             raise self._died(role, args, kwargs) from None
+        except BaseException:  # Ctrl-C while waiting: the worker is mid-call, its answer would come to the next call
+            self.close()
+            raise
         if ok:
             return value
         raise value
