@@ -106,7 +106,8 @@ class Plugin:
 
         def forward(*arrays, **hyper):
             user = {n: present(n, a) for n, a in zip(names, arrays)}
-            return back("y", call("forward", self.forward, [user, hyper], user, hyper), "the forward output y", "forward")
+            y = call("forward", self.forward, [user, hyper], user, hyper)
+            return back("y", y, "the forward output y", "forward")
 
         def backward(dy, *arrays, **hyper):
             user = {n: present(n, a) for n, a in zip(names, arrays)}

@@ -99,7 +99,8 @@ def _python_words() -> bytes | None:
         _PYTHON_LAYOUT_OK[0] = _python_layout_agrees()
     if not _PYTHON_LAYOUT_OK[0]:
         return None
-    return ctypes.string_at(id(random._inst) + object.__basicsize__, 4 + 624 * 4) + repr(random._inst.gauss_next).encode()
+    words = ctypes.string_at(id(random._inst) + object.__basicsize__, 4 + 624 * 4)
+    return words + repr(random._inst.gauss_next).encode()  # gauss() keeps its second normal in a Python attribute
 
 
 _PYTHON_LAYOUT_OK: list = [None]
@@ -124,7 +125,8 @@ _PYTHON_RANDOM = _Generator(random.getstate, random.setstate, _python_words)
 def _show_words(saved) -> str:
     if saved[0] is None:
         return f"Mersenne Twister {_digest(repr(saved[1]).encode())}"
-    return f"MT19937 {_digest(saved[0][:2500])} at position {int.from_bytes(saved[0][-4:], sys.byteorder, signed=True)}"
+    position = int.from_bytes(saved[0][-4:], sys.byteorder, signed=True)
+    return f"MT19937 {_digest(saved[0][:-4])} at position {position}"
 
 
 def _python_random() -> State:
