@@ -48,7 +48,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     project loaded, else the harness's). target: "module:attribute" the plug-in was loaded from, for the
     reproduction line of a failure report. time_limit: seconds one call of the plug-in may take (default 60);
     isolate: run its calls in a worker process, so that a crash or a hang is reported instead of ending the run
-    (default: wherever fork is safe; cnn_gradcheck.isolation).
+    (default: torch plug-ins on the CPU and plug-ins declaring isolate=True; docs/guards.md).
 
     Returns a PluginReport (``.summary()`` says what was covered); raises PluginCheckFailure with the report of the
     smallest failing case, or of the first misbehaviour (exception, wrong shape, NaN, mutated input, ...), ending

@@ -31,7 +31,8 @@ def pytest_addoption(parser):
                     help="seconds one call of a --plugin implementation may take (default 60)")
     group.addoption("--plugin-isolate", choices=("yes", "no"), default=None,
                     help="run the plug-in's calls in a worker process, so that a crash or hang is reported "
-                         "(default: yes where fork is safe, Linux)")
+                         "(default: yes for torch plug-ins on the CPU and plug-ins declaring isolate=True, "
+                         "where fork is safe: Linux)")
 
 
 def _requested(config) -> list[str]:
