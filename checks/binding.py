@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import calls, conventions, frameworks, isolation, layouts as layouts_mod
-from .layouts import NUMPY, Backend
+from .layouts import NUMPY, Backend, PluginOptionError
 from .options import as_scalars, check_axes, merge_limits
 from .spec import Implementation, OpSpec
 
@@ -39,8 +39,8 @@ class Plugin:
     axes: Mapping[str, tuple] = field(default_factory=dict)
     limits: Mapping[str, Any] = field(default_factory=dict)
     layouts: tuple[str, ...] | None = None
-    #: seconds one call may take (None: no limit); isolate: run the calls in a worker process (None: for plug-ins
-    #: whose code is not plain Python/numpy, i.e. torch and JAX kernels, where fork is safe; cnn_gradcheck.isolation)
+    #: seconds one call may take (None: no limit); isolate: run the calls in a worker process (None: for torch and
+    #: JAX kernels on the CPU; True: declares native code; never where fork is unsafe: cnn_gradcheck.isolation)
     time_limit: float | None = isolation.DEFAULT_TIME_LIMIT
     isolate: bool | None = None
     #: pairs of axes (stride, padding, dilation, kernel, size) drawn equal; ``scalar`` ones are also passed as an int
@@ -57,17 +57,24 @@ class Plugin:
         return replace(self, limits=merge_limits(self.limits, limits))
 
     def with_guards(self, time_limit: float | None = None, isolate: bool | None = None) -> "Plugin":
-        """The same plug-in with another time limit per call and/or isolation (None: keep the plug-in's own)."""
-        return replace(self, time_limit=self.time_limit if time_limit is None else time_limit,
-                       isolate=self.isolate if isolate is None else isolate)
+        """The same plug-in with another time limit per call (seconds; float("inf"): none) and/or isolation (None:
+        keep the plug-in's own)."""
+        if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+            raise PluginOptionError(f"bad plug-in option time_limit={time_limit!r}: a positive number of seconds "
+                                    f"one call may take (float('inf') for no limit)")
+        limit = self.time_limit if time_limit is None else (None if time_limit == float("inf") else time_limit)
+        return replace(self, time_limit=limit, isolate=self.isolate if isolate is None else isolate)
 
     @property
     def isolated(self) -> bool:
-        """Calls run in a worker process: asked for, or by default for native kernels (a torch or JAX backend: a
-        crash there must not end the run); plain numpy plug-ins run in-process unless isolate=True, so their state
-        and side effects stay where their author looks for them. Either way only where fork is safe."""
-        wanted = self.backend.kind != "numpy" if self.isolate is None else bool(self.isolate)
-        return wanted and isolation.can_fork()
+        """Calls run in a worker process: when asked (isolate=True: the plug-in declares native code), and by default
+        for torch and JAX plug-ins on the CPU (native kernels, custom extensions: a crash there must not end the
+        run); plain numpy plug-ins run in-process (a worker costs ~50% more time per check, and their side effects
+        stay where their author looks for them), and CUDA ones too (a forked child cannot share the harness's CUDA
+        driver state); never where fork is unsafe."""
+        wanted = (self.backend.kind in ("torch", "jax") and self.backend.device == "cpu") if self.isolate is None \
+            else self.isolate
+        return bool(wanted) and isolation.can_fork()
 
     def bind(self, spec: OpSpec, layout: str = "contiguous") -> "BoundPlugin":
         """The plug-in as an Implementation of ``spec`` in the canonical convention, inputs in ``layout``."""
@@ -186,22 +193,26 @@ class BoundPlugin(Implementation):
 
 
 def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
-                layouts=None, tied=(), scalar=(), square=False, conventions=(), output=None, **unknown) -> Plugin:
+                layouts=None, tied=(), scalar=(), square=False, conventions=(), output=None, time_limit=None,
+                isolate=None, **unknown) -> Plugin:
     """The options every adapter takes (docs/plugins.md): dtype, device, axes, limits, layouts, and the tied axes:
     ``scalar=("stride", "padding")`` for a layer taking one int per hyperparameter, ``tied=`` for equal axes passed
     as pairs, ``square=True`` for square kernels and inputs; ``conventions=`` (cnn_gradcheck.conventions) and
-    ``output=`` (the element of a returned tuple that is the op's output)."""
+    ``output=`` (the element of a returned tuple that is the op's output); ``isolate=True`` declares native code (a
+    C/C++/CUDA extension, ctypes) whose crash should not end the run; ``time_limit``: seconds per call (default
+    isolation.DEFAULT_TIME_LIMIT)."""
     if unknown:
         raise layouts_mod.PluginOptionError(
             f"bad plug-in option {', '.join(map(repr, unknown))}: the options every adapter takes are dtype, device, "
-            f"axes, limits, layouts, tied, scalar, square, conventions, output, name (and the adapter's own)")
+            f"axes, limits, layouts, tied, scalar, square, conventions, output, time_limit, isolate, name (and the "
+            f"adapter's own)")
     if output is not None and (isinstance(output, bool) or not isinstance(output, int)):
         raise layouts_mod.PluginOptionError(f"bad plug-in option output={output!r}: the index of the op's output "
                                             f"in the tuple forward returns (output=0 for the first element)")
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
                   layouts_mod.check_layouts(layouts) if layouts else None, tied=_names("tied", tied),
                   scalar=_names("scalar", scalar), square=bool(square),
-                  conventions=_names("conventions", conventions), output=output)
+                  conventions=_names("conventions", conventions), output=output).with_guards(time_limit, isolate)
 
 
 def _names(option: str, names) -> tuple[str, ...]:

@@ -279,11 +279,25 @@ def coarsest(precisions) -> str:
     return max(precisions, key=PRECISIONS.index, default="float64")
 
 
-def precision_note(spec: OpSpec, impl_name: str, precision: str, config: Mapping[str, Any]) -> str:
-    """The tolerance a lower-precision implementation is compared under, against the float64 reference."""
+def mixed_precisions(roles: Mapping[str, Sequence[str]] | None) -> str:
+    """"its forward in float32 and its backward in float64" when the calls returned different precisions, else ""."""
+    per_role = {role: "/".join(sorted(set(p), key=PRECISIONS.index)) for role, p in (roles or {}).items() if p}
+    if len(set(per_role.values())) < 2:
+        return ""
+    return "its " + " and its ".join(f"{role} in {p}" for role, p in per_role.items())
+
+
+def precision_note(spec: OpSpec, impl_name: str, precision: str, config: Mapping[str, Any],
+                   roles: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The tolerance a lower-precision implementation is compared under, against the float64 reference. roles:
+    the precisions by call ("forward", "backward"): a forward in float32 with a backward in float64 is accepted,
+    every result then compared under the coarsest, and the note says so."""
     k = spec.reduction_length(config)
     relative = tolerance.rounding_relative(k, precision)
-    return (f"precision note: {impl_name} returns {precision} results; they are compared with the float64 "
+    mixed = mixed_precisions(roles)
+    results = (f"{mixed} (mixed precisions, accepted: all results are compared under the coarsest, {precision})"
+               if mixed else f"{precision} results")
+    return (f"precision note: {impl_name} returns {results}; they are compared with the float64 "
             f"oracles under {precision} rounding: tolerance = {tolerance.ROUNDING_SAFETY:g} * eps({precision}) "
             f"{tolerance.eps_of(precision):.3g} * K {k} = {relative:.2e} relative to the largest term "
             f"(float64 would allow {tolerance.rounding_relative(k, 'float64'):.1e}; "

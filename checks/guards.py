@@ -11,10 +11,12 @@ The state (only of libraries already imported: a numpy plug-in never imports tor
   once), the CPU random generator and, once CUDA is initialised, the CUDA generators;
 - JAX: ``jax_enable_x64``.
 
-Cost: reading is cheap except the generators' states. numpy's legacy generator is read as its raw Mersenne-Twister
-words (2.5 kB through its ctypes interface, about 3 us, instead of ``np.random.get_state``'s 300 us); its full state
-(with the cached Box-Muller normal) is taken only when those words changed. Blind spot of that shortcut: a call that
-only consumes the cached second normal of ``np.random.randn`` leaves the words as they were and is not seen.
+Cost: reading is cheap except the generators' states. numpy's legacy generator and Python's are read as their raw
+Mersenne-Twister words (2.5 kB copied from the C struct, about 1 us, instead of ``np.random.get_state``'s 300 us and
+``random.getstate``'s 50 us); the full state (for restoring) is taken only when those words changed. Blind spot of
+that shortcut: a call that only consumes the cached second normal of numpy's legacy ``np.random.randn`` leaves the
+words as they were and is not seen. Python's generator is read in place only on CPython, and only after checking
+once that the words found there are those ``random.getstate`` returns.
 The measured cost per guarded call is in docs/guards.md.
 """
 from __future__ import annotations
@@ -57,53 +59,95 @@ def _digest(data: bytes) -> str:
     return "#" + hashlib.blake2b(data, digest_size=3).hexdigest()
 
 
-# ------------------------------------------------------------------------- numpy's legacy global generator
+# ------------------------------------------------------------------ the generators: raw words, full state on change
 
-class _NumpyLegacy:
-    """np.random's global RandomState, read through its bit generator's raw words (key[624], pos): 3 us."""
+class _Generator:
+    """A global Mersenne-Twister generator read cheaply: its raw words (key[624] and position, 2.5 kB copied from the
+    C struct) say whether it changed; the full state (for restoring, with any cached normal) is taken only when the
+    words differ from the last ones seen. ``words()`` returns None where the struct cannot be found: then the full
+    state is read every time."""
 
-    _SIZE = 624 * 4 + 4  # struct mt19937_state { uint32_t key[624]; int pos; }
-
-    def __init__(self):
-        self._address, self._words, self._full = None, None, None
+    def __init__(self, full: Callable[[], Any], put: Callable[[Any], None], words: Callable[[], bytes | None]):
+        self.full, self.put, self.words = full, put, words
+        self._last: tuple = (None, None)
 
     def read(self):
-        state = np.random.mtrand._rand
-        address = state._bit_generator.ctypes.state_address
-        words = ctypes.string_at(address, self._SIZE)
-        if words != self._words or address != self._address:  # changed since last seen: take the full state once
-            self._address, self._words, self._full = address, words, state.get_state()
-        return words, self._full
+        words = self.words()
+        if words is None:
+            return None, self.full()
+        if words != self._last[0]:
+            self._last = (words, self.full())
+        return self._last
+
+    def restore(self, saved):
+        self.put(saved[1])
 
     @staticmethod
-    def restore(saved):
-        np.random.set_state(saved[1])
-
-    @staticmethod
-    def show(saved):
-        pos = int.from_bytes(saved[0][-4:], sys.byteorder, signed=True)
-        return f"MT19937 {_digest(saved[0][:-4])} at position {pos}"
+    def same(a, b) -> bool:
+        return a[0] == b[0] if a[0] is not None else a[1] == b[1]
 
 
-_NUMPY_LEGACY = _NumpyLegacy()
+def _numpy_words() -> bytes:
+    """np.random's global RandomState: struct mt19937_state {uint32_t key[624]; int pos;} of its bit generator."""
+    return ctypes.string_at(np.random.mtrand._rand._bit_generator.ctypes.state_address, 624 * 4 + 4)
+
+
+def _python_words() -> bytes | None:
+    """random's generator: CPython's RandomObject {PyObject_HEAD; int index; uint32_t state[624];} read in place,
+    used only if it agrees with random.getstate() (checked once)."""
+    if _PYTHON_LAYOUT_OK[0] is None:
+        _PYTHON_LAYOUT_OK[0] = _python_layout_agrees()
+    if not _PYTHON_LAYOUT_OK[0]:
+        return None
+    words = ctypes.string_at(id(random._inst) + object.__basicsize__, 4 + 624 * 4)
+    return words + repr(random._inst.gauss_next).encode()  # gauss() keeps its second normal in a Python attribute
+
+
+_PYTHON_LAYOUT_OK: list = [None]
+
+
+def _python_layout_agrees() -> bool:
+    try:
+        if sys.implementation.name != "cpython" or type(random._inst).__basicsize__ < object.__basicsize__ + 2500:
+            return False
+        raw = ctypes.string_at(id(random._inst) + object.__basicsize__, 4 + 624 * 4)
+        version, words, gauss = random.getstate()
+        return list(np.frombuffer(raw[4:], dtype=np.uint32)) == list(words[:-1]) and \
+            int.from_bytes(raw[:4], sys.byteorder) == words[-1]
+    except Exception:
+        return False
+
+
+_NUMPY_LEGACY = _Generator(lambda: np.random.mtrand._rand.get_state(), np.random.set_state, _numpy_words)
+_PYTHON_RANDOM = _Generator(random.getstate, random.setstate, _python_words)
+
+
+def _show_words(saved) -> str:
+    if saved[0] is None:
+        return f"Mersenne Twister {_digest(repr(saved[1]).encode())}"
+    position = int.from_bytes(saved[0][-4:], sys.byteorder, signed=True)
+    return f"MT19937 {_digest(saved[0][:-4])} at position {position}"
 
 
 def _python_random() -> State:
-    return State("Python's random generator", random.getstate, random.setstate, "rng",
-                 show=lambda s: f"Mersenne Twister {_digest(repr(s).encode())}")
+    return State("Python's random generator", _PYTHON_RANDOM.read, _PYTHON_RANDOM.restore, "rng",
+                 same=_Generator.same, show=lambda s: f"Mersenne Twister {_digest(repr(s[1]).encode())}")
 
 
 def _numpy_states() -> list[State]:
     return [State("numpy error state (np.geterr)", np.geterr, lambda s: np.seterr(**s), "numpy error state",
                   show=lambda s: ", ".join(f"{k}={v}" for k, v in sorted(s.items()))),
             State("numpy's legacy global generator (np.random.seed / np.random.rand ...)", _NUMPY_LEGACY.read,
-                  _NUMPY_LEGACY.restore, "rng", same=lambda a, b: a[0] == b[0], show=_NUMPY_LEGACY.show)]
+                  _NUMPY_LEGACY.restore, "rng", same=_Generator.same, show=_show_words)]
 
 
 def _torch_states(torch) -> list[State]:
-    def generator(get, put, name):
-        return State(name, get, put, "rng", same=lambda a, b: torch.equal(a, b),
-                     show=lambda s: f"state {_digest(s.numpy().tobytes())}")
+    def generator(get, put, name):  # compared as bytes: torch.equal costs 40 us a call, bytes 1 us
+        def read():
+            state = get()  # a ByteTensor (CPU), or a list of them (CUDA: one per device)
+            return state, b"".join(t.numpy().tobytes() for t in (state if isinstance(state, list) else [state]))
+        return State(name, read, lambda s: put(s[0]), "rng", same=lambda a, b: a[1] == b[1],
+                     show=lambda s: f"state {_digest(s[1])}")
 
     states = [State("torch default dtype", torch.get_default_dtype, torch.set_default_dtype, "torch default dtype",
                     show=lambda d: str(d)),
@@ -113,10 +157,8 @@ def _torch_states(torch) -> list[State]:
               State("torch inter-op threads", torch.get_num_interop_threads, None, "torch threads"),
               generator(torch.get_rng_state, torch.set_rng_state, "torch's CPU random generator (torch.manual_seed)")]
     if torch.cuda.is_initialized():  # reading the CUDA generators never initialises CUDA
-        states.append(State("torch's CUDA random generators", torch.cuda.get_rng_state_all,
-                            torch.cuda.set_rng_state_all, "rng",
-                            same=lambda a, b: len(a) == len(b) and all(map(torch.equal, a, b)),
-                            show=lambda s: f"states {_digest(b''.join(t.numpy().tobytes() for t in s))}"))
+        states.append(generator(torch.cuda.get_rng_state_all, torch.cuda.set_rng_state_all,
+                                "torch's CUDA random generators"))
     return states
 
 
@@ -125,14 +167,20 @@ def _jax_states(jax) -> list[State]:
                   lambda on: jax.config.update("jax_enable_x64", on), "jax x64")]
 
 
+_STATES: dict[tuple, list[State]] = {}
+
+
 def states() -> list[State]:
-    """The global state to guard now: numpy's and Python's always, torch's and JAX's only when already imported."""
-    out = [*_numpy_states(), _python_random()]
-    if "torch" in sys.modules:
-        out += _torch_states(sys.modules["torch"])
-    if "jax" in sys.modules and hasattr(sys.modules["jax"], "config"):
-        out += _jax_states(sys.modules["jax"])
-    return out
+    """The global state to guard now: numpy's and Python's always, torch's and JAX's only when already imported
+    (the list is made once per combination of what is imported and whether CUDA is initialised)."""
+    torch, jax = sys.modules.get("torch"), sys.modules.get("jax")
+    jax = jax if hasattr(jax, "config") else None
+    key = (torch is not None, jax is not None, torch is not None and torch.cuda.is_initialized())
+    found = _STATES.get(key)
+    if found is None:
+        found = _STATES[key] = [*_numpy_states(), _python_random(), *(_torch_states(torch) if torch else ()),
+                                *(_jax_states(jax) if jax else ())]
+    return found
 
 
 # ----------------------------------------------------------------------------------------------- the guard

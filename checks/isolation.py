@@ -54,6 +54,8 @@ def can_fork() -> bool:
     """Fork is safe here: Linux, and no CUDA context in the harness (a forked child cannot use an initialised one)."""
     if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
         return False
+    if multiprocessing.current_process().daemon:  # a daemonic process (a Pool's worker) may not start children
+        return False
     torch = sys.modules.get("torch")
     return torch is None or not torch.cuda.is_initialized()
 
@@ -117,6 +119,18 @@ def _serve(conn, serve: Callable[[tuple], Any], crash_log) -> None:
                                                   f"{type(e).__name__}: {e}")))
 
 
+_WARM: list = []
+
+
+def _warm_torch() -> None:
+    """Start torch's autograd engine in the harness once before forking, so that every worker inherits it started:
+    its lazy start costs each fresh process 0.1-2 s on the first backward, which would count against the limit."""
+    torch = sys.modules.get("torch")
+    if torch is not None and not _WARM:
+        x = torch.ones(1, dtype=torch.float64, requires_grad=True)
+        _WARM.extend(torch.autograd.grad((x * x).sum(), x))
+
+
 class Worker:
     """One forked process serving the calls of one plug-in on one op; ``serve(request)`` runs in the child."""
 
@@ -126,6 +140,7 @@ class Worker:
         self.forks = 0
 
     def _start(self) -> None:
+        _warm_torch()
         context = multiprocessing.get_context("fork")
         self._conn, child = context.Pipe()
         self._log = tempfile.TemporaryFile("w+")
@@ -150,6 +165,9 @@ class Worker:
             ok, value = self._conn.recv()
         except (EOFError, OSError):  # the worker died during the call
             raise self._died(role, args, kwargs) from None
+        except BaseException:  # Ctrl-C while waiting: the worker is mid-call, its answer would come to the next call
+            self.close()
+            raise
         if ok:
             return value
         raise value
@@ -185,8 +203,12 @@ class Worker:
 def _crash_frames(log: str, keep: int = 4) -> str:
     """The innermost frames faulthandler wrote at the crash, outside the harness ("File ..., line N in f")."""
     from .calls import _HARNESS_DIR
-    frames = [line.strip() for line in log.splitlines() if line.strip().startswith("File ")
-              and _HARNESS_DIR not in line and "multiprocessing" not in line]
+    frames = []
+    for line in (line.strip() for line in log.splitlines()):
+        if line.startswith("File "):
+            if _HARNESS_DIR in line:  # the harness's own frames: the user's code lies above (innermost first)
+                break
+            frames.append(line)
     if not frames:
         return ""
     return "\nwhere (innermost first, from the worker's faulthandler):\n" + "\n".join(f"  {f}" for f in frames[:keep])

@@ -57,9 +57,9 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     project loaded, else the harness's). target: "module:attribute" the plug-in was loaded from, for the
     reproduction line of a failure report. time_limit: seconds one call of the plug-in may take (default 60);
     isolate: run its calls in a worker process, so that a crash or a hang is reported instead of ending the run
-    (default: for torch and JAX kernels, where fork is safe; cnn_gradcheck.isolation). shrink_budget: seconds to
-    spend shrinking a failure (from the first failure found; None: no limit); when it runs out, the report shows
-    the smallest failure found so far and says it is not fully shrunk.
+    (default: torch and JAX plug-ins on the CPU and plug-ins declaring isolate=True; docs/guards.md).
+    shrink_budget: seconds to spend shrinking a failure (from the first failure found; None: no limit); when it
+    runs out, the report shows the smallest failure found so far and says it is not fully shrunk.
 
     Returns a PluginReport (``.summary()`` says what was covered); raises PluginCheckFailure with the report of the
     smallest failing case, or of the first misbehaviour (exception, wrong shape, NaN, mutated input, ...), ending
@@ -80,10 +80,12 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     explicit_list: list = []
     budget = ShrinkBudget(shrink_budget)
     try:
-        precision = calls.evaluate(spec, plug.bind(spec), probe).dtype
+        bound = plug.bind(spec)
+        precision = calls.evaluate(spec, bound, probe).dtype
         if precision != "float64":
             report.precision = precision
-            report.precision_note = calls.precision_note(spec, plug.name, precision, probe.config)
+            report.precision_note = calls.precision_note(spec, plug.name, precision, probe.config,
+                                                         bound.precision_roles)
             warnings.warn(PrecisionNote(report.precision_note), stacklevel=2)
 
         def body(case: Case, layout: str) -> None:

@@ -30,6 +30,12 @@ def pytest_addoption(parser):
     group.addoption("--shrink-budget", type=float, default=None, metavar="SECONDS",
                     help="seconds each --plugin check may spend shrinking a failure before it reports the smallest "
                          "found so far (default: check_plugin's 60)")
+    group.addoption("--plugin-time-limit", type=float, default=None, metavar="SECONDS",
+                    help="seconds one call of a --plugin implementation may take (default 60)")
+    group.addoption("--plugin-isolate", choices=("yes", "no"), default=None,
+                    help="run the plug-in's calls in a worker process, so that a crash or hang is reported "
+                         "(default: yes for torch plug-ins on the CPU and plug-ins declaring isolate=True, "
+                         "where fork is safe: Linux)")
 
 
 def _requested(config) -> list[str]:
@@ -43,6 +49,9 @@ def pytest_configure(config):
     budget = config.getoption("shrink_budget", default=None)
     if budget is not None and not budget > 0:
         raise pytest.UsageError(f"--shrink-budget must be a positive number of seconds, not {budget}")
+    limit = config.getoption("plugin_time_limit", default=None)
+    if limit is not None and not limit > 0:
+        raise pytest.UsageError(f"--plugin-time-limit must be a positive number of seconds, not {limit}")
     if _requested(config):
         config.pluginmanager.register(_Summaries(), "cnn_gradcheck_summaries")
 
@@ -91,8 +100,11 @@ class PluginItem(pytest.Item):
         chosen = profiles.check_settings()
         with _hypothesis_statistics(self):
             budget = self.config.getoption("shrink_budget")
+            isolate = self.config.getoption("plugin_isolate")
             report = check_plugin(op, load(target), target=target,
                                   settings=settings(chosen, max_examples=count) if count else chosen,
+                                  time_limit=self.config.getoption("plugin_time_limit"),
+                                  isolate=None if isolate is None else isolate == "yes",
                                   **({"shrink_budget": budget} if budget is not None else {}))
         self.user_properties.append((_SUMMARY_KEY, report.summary()))
 

@@ -191,6 +191,27 @@ def test_float32_results_get_a_precision_note_with_the_tolerance():
                            "1.91e-06 relative to the largest term (float64 would allow 3.6e-15")
 
 
+@pytest.mark.parametrize("forward_dtype, backward_dtype", [(np.float32, np.float64), (np.float64, np.float32)],
+                         ids=["float32 forward, float64 backward", "float64 forward, float32 backward"])
+def test_forward_and_backward_in_different_precisions_are_accepted_and_said_in_the_summary(forward_dtype,
+                                                                                          backward_dtype):
+    def forward(x, w, b, stride, padding, dilation):
+        return fx.conv_forward(x, w, b, stride, padding, dilation).astype(forward_dtype)
+
+    def backward(dy, x, w, b, stride, padding, dilation):
+        return [g.astype(backward_dtype) for g in fx.conv_backward(dy, x, w, b, stride, padding, dilation)]
+
+    with pytest.warns(P.PrecisionNote):
+        report = check_plugin("conv2d", P.plugin(forward, backward, name="mixed conv"), settings=QUICK)
+    forward_name, backward_name = np.dtype(forward_dtype).name, np.dtype(backward_dtype).name
+    assert report.precision == "float32"
+    assert report.precision_note.startswith(
+        f"precision note: mixed conv returns its forward in {forward_name} and its backward in {backward_name} "
+        f"(mixed precisions, accepted: all results are compared under the coarsest, float32); they are compared "
+        f"with the float64 oracles under float32 rounding")
+    assert report.precision_note in report.summary()
+
+
 # --------------------------------------------------------------------------------------- bad plug-in options
 
 def _conv(**options):

@@ -122,3 +122,39 @@ def test_a_state_change_inside_the_guard_is_found_directly():
     assert changed.value.changes == ["numpy error state (np.geterr): divide=warn, invalid=warn, over=warn, "
                                      "under=ignore -> divide=raise, invalid=warn, over=warn, under=ignore"]
     assert np.geterr()["divide"] == "warn"
+
+
+@pytest.mark.skipif(not __import__("cnn_gradcheck.isolation").isolation.can_fork(),
+                    reason="the worker process needs fork (Linux)")
+def test_a_state_change_in_the_worker_process_is_reported_the_same_way():
+    def forward(x, w, b, stride, padding, dilation):
+        np.seterr(all="raise")
+        return fx.conv_forward(x, w, b, stride, padding, dilation)
+
+    with pytest.raises(PluginCheckFailure, match="(?s)global state changed in .*numpy error state"):
+        check_plugin("conv2d", P.plugin(forward, fx.conv_backward), settings=QUICK, isolate=True)
+    assert np.geterr()["divide"] == "warn"
+
+
+class _FakeJaxConfig:
+    """Stands in for jax.config (JAX is not a dependency of the tests): the guard reads jax_enable_x64 and sets it
+    back with config.update, as with the real JAX."""
+
+    def __init__(self):
+        self.jax_enable_x64 = False
+
+    def update(self, name, value):
+        setattr(self, name, value)
+
+
+def test_jax_x64_switched_on_by_a_plugin_is_reported_and_switched_back(monkeypatch):
+    jax = __import__("types").SimpleNamespace(config=_FakeJaxConfig())
+    monkeypatch.setitem(__import__("sys").modules, "jax", jax)
+
+    def forward(x, w, b, stride, padding, dilation):
+        jax.config.update("jax_enable_x64", True)
+        return fx.conv_forward(x, w, b, stride, padding, dilation)
+
+    with pytest.raises(PluginCheckFailure, match="jax_enable_x64: False -> True"):
+        check_plugin("conv2d", P.plugin(forward, fx.conv_backward), settings=QUICK, isolate=False)
+    assert jax.config.jax_enable_x64 is False

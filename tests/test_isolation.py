@@ -2,6 +2,8 @@
 configuration and the check goes on; a call that hangs is stopped at the time limit, in a worker or in-process."""
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -28,7 +30,7 @@ def _crashes_from_width(width, how):
         if x.shape[3] >= width:
             how()
         return fx.conv_forward(x, w, b, stride, padding, dilation)
-    return P.plugin(forward, fx.conv_backward, name="crashing conv")
+    return P.plugin(forward, fx.conv_backward, name="crashing conv", isolate=True)  # declares native code
 
 
 @needs_fork
@@ -44,6 +46,11 @@ def test_a_segfault_is_reported_with_the_smallest_crashing_configuration_and_the
     assert "the check went on in a new worker" in message
     assert "where (innermost first, from the worker's faulthandler):" in message and "in forward" in message
     assert "cnn_gradcheck.replay('conv2d', <your plug-in>, {" in message and "'W': 3" in message
+    # the reproduction line re-runs the case in a worker too: the same report, and this process lives on
+    config = {"N": 1, "C_in": 1, "C_out": 1, "H": 1, "W": 3, "kh": 1, "kw": 1, "sh": 1, "sw": 1, "ph": 0, "pw": 0,
+              "dilh": 1, "dilw": 1}
+    with pytest.raises(PluginCheckFailure, match=r"crashed the process \(SIGSEGV\)"):
+        P.replay("conv2d", _crashes_from_width(3, lambda: os.kill(os.getpid(), signal.SIGSEGV)), config, seed=0)
     # the harness is still here, and the next check of a good plug-in in the same process passes
     assert check_plugin("conv2d", P.plugin(fx.conv_forward, fx.conv_backward), settings=QUICK).cases == 3
 
@@ -105,9 +112,51 @@ def test_a_plugin_keeps_its_state_between_calls_in_the_worker_as_in_process():
                                                   accumulate="none"), settings=QUICK, isolate=isolate)
 
 
-def test_isolation_is_on_by_default_where_fork_is_safe():
-    plug = P.plugin(fx.conv_forward, fx.conv_backward)
-    assert plug.isolated == isolation.can_fork()
-    assert not plug.with_guards(isolate=False).isolated
+def test_isolation_is_on_by_default_for_torch_plugins_and_when_declared():
+    numpy_plugin = P.plugin(fx.conv_forward, fx.conv_backward)
+    assert not numpy_plugin.isolated
+    assert P.plugin(fx.conv_forward, fx.conv_backward, isolate=True).isolated == isolation.can_fork()
+    assert numpy_plugin.with_guards(isolate=True).isolated == isolation.can_fork()
+    torch_plugin = P.torch_function(F.conv2d)
+    assert torch_plugin.isolated == isolation.can_fork()
+    assert not torch_plugin.with_guards(isolate=False).isolated
+    assert not P.torch_function(F.conv2d, device="cuda").isolated  # CUDA: in-process unless asked
+    plug = numpy_plugin
     assert plug.with_guards(time_limit=5).time_limit == 5 and plug.time_limit == isolation.DEFAULT_TIME_LIMIT
-    assert np.isfinite(isolation.DEFAULT_TIME_LIMIT)
+    assert np.isfinite(isolation.DEFAULT_TIME_LIMIT) and plug.with_guards(time_limit=float("inf")).time_limit is None
+    with pytest.raises(P.PluginOptionError, match="bad plug-in option time_limit=0: a positive number of seconds"):
+        check_plugin("conv2d", plug, time_limit=0)
+
+
+# plug-ins loaded by name in the command-line test below ("test_isolation:SEGFAULTING", run from tests/)
+SEGFAULTING = _crashes_from_width(2, lambda: os.kill(os.getpid(), signal.SIGSEGV))
+SLEEPY = P.plugin(_sleeps, fx.conv_backward, name="sleepy conv")  # in-process: stopped by SIGALRM
+
+
+@needs_fork
+def test_command_line_crash_and_hang_are_failures_and_the_run_goes_on():
+    """pytest --plugin ... --plugin-time-limit 10: a segfaulting and a hanging plug-in each fail with their report;
+    the good plug-in after them is still checked and passes."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-p", "no:faulthandler",
+         "--plugin", "conv2d=test_isolation:SEGFAULTING", "--plugin", "conv2d=test_isolation:SLEEPY",
+         "--plugin", "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-max-examples", "4",
+         "--plugin-time-limit", "10"],
+        cwd=tests, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "CNN_GRADCHECK_PROFILE": "ci"})
+    out = run.stdout
+    assert run.returncode == 1, out + run.stderr
+    assert "2 failed, 1 passed" in out
+    assert "conv2d: the implementation crashed the process (SIGSEGV) in crashing conv" in out
+    assert "conv2d: the implementation did not return within 10 s in sleepy conv" in out
+    assert "cnn-gradcheck replay conv2d test_isolation:SEGFAULTING --config '{" in out and '"W": 2' in out
+    assert "Traceback" not in out
+
+
+def test_a_bad_time_limit_is_a_usage_error():
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "--plugin",
+                          "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-time-limit", "0"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 4, run.stdout + run.stderr  # pytest's usage-error exit code
+    assert "--plugin-time-limit must be a positive number of seconds, not 0.0" in run.stderr
