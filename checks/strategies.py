@@ -148,7 +148,11 @@ def case_configs(draw, spec, fixed: Mapping[str, Any]):
     from .spec import CORNER_KEY, VALUES_KEY
     fixed = {k: v for k, v in fixed.items() if k not in (VALUES_KEY, CORNER_KEY)}
     corner = _selected(draw, usable_corners(spec, fixed))
-    config = dict(draw(spec.configs(**fixed, **(corner[1] if corner else {}))))
+    # the generic configuration is drawn always, the corner's after it: when shrinking sets the selector to the
+    # generic case, the (meanwhile shrunk) generic draw is there unchanged, so the corner goes unless it is needed
+    config = dict(draw(spec.configs(**fixed)))
+    if corner is not None:
+        config = dict(draw(spec.configs(**fixed, **corner[1])))
     kind = _selected(draw, tuple(spec.special_values))
     if kind is not None:
         config[VALUES_KEY] = kind
