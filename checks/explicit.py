@@ -94,3 +94,10 @@ def explicit_cases(spec: OpSpec, fixed: Mapping[str, Any], layouts: Sequence[str
     the typical cases."""
     users = [user_case(spec, example, i) for i, example in enumerate(examples or (), start=1)]
     return [(case, layout) for case in users for layout in layouts] + typical_cases(spec, fixed, layouts)
+
+
+def like(case: Case) -> dict:
+    """Fixed fields that make ``spec.cases`` draw cases with the special values of ``case``: a failing explicit case
+    is not shrunk, so the check looks for the smallest such generated case. Corners stay drawn in their share (and
+    kept by shrinking when the failure needs one): forcing one would label a case that needs none."""
+    return {VALUES_KEY: case.values}
