@@ -43,7 +43,8 @@ def typical_config(spec: OpSpec, fixed: Mapping[str, Any]) -> dict:
     return dict(_TYPICAL[key])
 
 
-def typical_cases(spec: OpSpec, fixed: Mapping[str, Any], layouts: Sequence[str]) -> list[tuple[Case, str]]:
+def typical_cases(spec: OpSpec, fixed: Mapping[str, Any], layouts: Sequence[str],
+                  corners: bool = True) -> list[tuple[Case, str]]:
     """(case, layout) pairs: the typical configuration with each kind of special values (generic first) in the first
     layout, then the generic case in each other layout (a failure seen only in another layout is the layout's), then
     each corner configuration the limits leave (``OpSpec.corners``) in the first layout."""
@@ -51,7 +52,7 @@ def typical_cases(spec: OpSpec, fixed: Mapping[str, Any], layouts: Sequence[str]
     cases = [spec.make_case({**config, **({} if kind == GENERIC else {VALUES_KEY: kind})}, 0)
              for kind in (GENERIC, *spec.special_values)]
     corners = [spec.make_case({**typical_config(spec, {**fixed, **fields}), CORNER_KEY: name}, 0)
-               for name, fields in usable_corners(spec, fixed)]
+               for name, fields in (usable_corners(spec, fixed) if corners else ())]
     return ([(case, layouts[0]) for case in cases] + [(cases[0], layout) for layout in layouts[1:]]
             + [(case, layouts[0]) for case in corners])
 
