@@ -190,3 +190,12 @@ def test_a_malformed_example_is_an_option_error_naming_it(example, problem):
     with pytest.raises(PluginOptionError, match=f"maxpool2d: explicit example 1: .*{problem}"):
         check_plugin("maxpool2d", plugin(ref.maxpool2d_forward, ref.maxpool2d_backward), examples=[example],
                      settings=ANY_RUN)
+
+
+@pytest.mark.parametrize("op", sorted(all_specs()))
+def test_declared_inputs_are_consistent(op):
+    """Kinks fed on purpose are special values of the op, and the op says how to judge them."""
+    spec = get_spec(op)
+    assert set(spec.kink_values) <= set(spec.special_values)
+    assert not spec.kink_values or spec.subgradient is not None
+    assert len({name for name, _ in spec.corners}) == len(spec.corners)
