@@ -27,19 +27,21 @@ DRAWS = 12
 _TYPICAL: dict = {}
 
 
-def _size(config: Mapping[str, Any]) -> tuple:
-    """Preferred first: more integer fields above 1 (no degenerate axis), then a smaller sum of them (a short
-    report when it fails: explicit examples are not shrunk)."""
-    ints = [v for v in config.values() if isinstance(v, (int, np.integer)) and not isinstance(v, bool)]
-    return sum(v > 1 for v in ints), -sum(ints)
+def _preference(spec: OpSpec, config: Mapping[str, Any]) -> tuple:
+    """Preferred first: more axes longer than 1 in the first argument (the image: a layout bug needs them), then
+    fewer elements in all arrays (a fast case, and a short report: explicit cases are not shrunk)."""
+    case = spec.make_case(config, 0)
+    first = np.shape(case.arrays[spec.arg_names[0]])
+    shapes = [np.shape(a) for a in case.arrays.values()] + [np.shape(case.dy)]
+    return sum(n > 1 for n in first), -sum(int(np.prod(shape)) for shape in shapes)
 
 
 def typical_config(spec: OpSpec, fixed: Mapping[str, Any]) -> dict:
-    """Among DRAWS deterministic configurations within ``fixed``, the one with the most fields above 1, then the
-    smallest (cached per op and limits)."""
+    """Among DRAWS deterministic configurations within ``fixed``, the one with the most axes above 1 in the first
+    argument, then the fewest elements (cached per op and limits)."""
     key = (spec.name, id(spec), repr(sorted(fixed.items(), key=lambda kv: kv[0])))
     if key not in _TYPICAL:
-        _TYPICAL[key] = dict(max(_sample(spec.configs(**fixed), DRAWS), key=_size))
+        _TYPICAL[key] = dict(max(_sample(spec.configs(**fixed), DRAWS), key=lambda c: _preference(spec, c)))
     return dict(_TYPICAL[key])
 
 
