@@ -199,3 +199,16 @@ def test_declared_inputs_are_consistent(op):
     assert set(spec.kink_values) <= set(spec.special_values)
     assert not spec.kink_values or spec.subgradient is not None
     assert len({name for name, _ in spec.corners}) == len(spec.corners)
+
+
+def test_a_case_with_unknown_special_values_says_which_kinds_exist():
+    with pytest.raises(ValueError, match="relu has no special values 'ties'; its kinds are 'generic', 'zeros'"):
+        get_spec("relu").make_case({"N": 1, "K": 2, "offset": 0.0, "values": "ties"}, 0)
+
+
+def test_replay_reproduces_a_case_with_special_values():
+    from cnn_gradcheck.plugins import replay
+    config = {"N": 1, "C": 1, "H": 3, "W": 3, "kh": 2, "kw": 2, "sh": 1, "sw": 1, "ph": 0, "pw": 0, "values": "ties"}
+    result = replay("maxpool2d", plugin(ref.maxpool2d_forward, ref.maxpool2d_backward), config, seed=4)
+    assert result.passed and {c.oracle for c in result.comparisons} == {"pytorch", "subgradient"}
+    assert get_spec("maxpool2d").kink_distance(result.case.config, result.case.arrays) == 0.0
