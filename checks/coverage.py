@@ -53,9 +53,13 @@ class PluginReport:
     configs: list = field(default_factory=list)
     conventions: str = ""  # the declared conventions results were converted from
     conversions: set = field(default_factory=set)  # foreign array types converted to numpy
+    explicit: int = 0  # explicit cases (the user's examples, typical cases per kind of special values and layout)
 
-    def record(self, case: Case, layout: str, result) -> None:
-        self.cases += 1
+    def record(self, case: Case, layout: str, result, explicit: bool = False) -> None:
+        if explicit:
+            self.explicit += 1
+        else:
+            self.cases += 1
         self.layouts_seen[layout] = self.layouts_seen.get(layout, 0) + 1
         na = getattr(compare, "NA", "n/a")  # the verdict of an oracle that does not apply (e.g. at float16)
         for c in result.comparisons:
@@ -104,8 +108,9 @@ class PluginReport:
 
     def summary(self) -> str:
         seen = ", ".join(f"{k} {v}" for k, v in self.layouts_seen.items())
-        lines = [f"{self.spec.name}: {self.plugin.name} passed {self.cases} generated cases "
-                 f"({self.plugin.backend.describe()}; input layouts: {seen})",
+        lines = [f"{self.spec.name}: {self.plugin.name} passed {self.cases} generated cases"
+                 + (f" and {self.explicit} explicit ones" if self.explicit else "")
+                 + f" ({self.plugin.backend.describe()}; input layouts: {seen})",
                  f"  oracles: {', '.join(sorted(self.oracles_seen))}"]
         lines += [f"  not applicable: {oracle}: {note}" for oracle, note in sorted(self.not_applicable.items())]
         if self.precision_note:

@@ -206,7 +206,7 @@ PRINTED: list[Printed] = [
             special=maxpool_tie_000),
     Printed("max pooling backward away from ties", "000",
             "dE/dx_(li+s)(lj+t) = dE/dy^k_ij if y_ij = x_(li+s)(lj+t), 0 otherwise", "maxpool2d", "x",
-            printed.maxpool_backward_000, {**SEED_POOLING, "values": None}),  # no ties on purpose: "away from ties"
+            printed.maxpool_backward_000, {**SEED_POOLING, "values": "generic"}),  # no ties drawn on purpose
     Printed("ReLU backward", "000", "dE/dx^k_ij = dE/dx^k_ij if y_ij >= 0, 0 otherwise", "relu", "x",
             printed.relu_backward_000,
             correction="dE/dx_ij = dE/dy_ij if x_ij > 0 (equivalently y_ij > 0), 0 otherwise: y = max(0, x) >= 0 "

@@ -27,23 +27,26 @@ DRAWS = 12
 _TYPICAL: dict = {}
 
 
-def _size(config: Mapping[str, Any]) -> tuple:
-    """Preferred first: more integer fields above 1 (no degenerate axis), then a smaller sum of them (a short
-    report when it fails: explicit examples are not shrunk)."""
-    ints = [v for v in config.values() if isinstance(v, (int, np.integer)) and not isinstance(v, bool)]
-    return sum(v > 1 for v in ints), -sum(ints)
+def _preference(spec: OpSpec, config: Mapping[str, Any]) -> tuple:
+    """Preferred first: more axes longer than 1 in the first argument (the image: a layout bug needs them), then
+    fewer elements in all arrays (a fast case, and a short report: explicit cases are not shrunk)."""
+    case = spec.make_case(config, 0)
+    first = np.shape(case.arrays[spec.arg_names[0]])
+    shapes = [np.shape(a) for a in case.arrays.values()] + [np.shape(case.dy)]
+    return sum(n > 1 for n in first), -sum(int(np.prod(shape)) for shape in shapes)
 
 
 def typical_config(spec: OpSpec, fixed: Mapping[str, Any]) -> dict:
-    """Among DRAWS deterministic configurations within ``fixed``, the one with the most fields above 1, then the
-    smallest (cached per op and limits)."""
+    """Among DRAWS deterministic configurations within ``fixed``, the one with the most axes above 1 in the first
+    argument, then the fewest elements (cached per op and limits)."""
     key = (spec.name, id(spec), repr(sorted(fixed.items(), key=lambda kv: kv[0])))
     if key not in _TYPICAL:
-        _TYPICAL[key] = dict(max(_sample(spec.configs(**fixed), DRAWS), key=_size))
+        _TYPICAL[key] = dict(max(_sample(spec.configs(**fixed), DRAWS), key=lambda c: _preference(spec, c)))
     return dict(_TYPICAL[key])
 
 
-def typical_cases(spec: OpSpec, fixed: Mapping[str, Any], layouts: Sequence[str]) -> list[tuple[Case, str]]:
+def typical_cases(spec: OpSpec, fixed: Mapping[str, Any], layouts: Sequence[str],
+                  corners: bool = True) -> list[tuple[Case, str]]:
     """(case, layout) pairs: the typical configuration with each kind of special values (generic first) in the first
     layout, then the generic case in each other layout (a failure seen only in another layout is the layout's), then
     each corner configuration the limits leave (``OpSpec.corners``) in the first layout."""
@@ -51,7 +54,7 @@ def typical_cases(spec: OpSpec, fixed: Mapping[str, Any], layouts: Sequence[str]
     cases = [spec.make_case({**config, **({} if kind == GENERIC else {VALUES_KEY: kind})}, 0)
              for kind in (GENERIC, *spec.special_values)]
     corners = [spec.make_case({**typical_config(spec, {**fixed, **fields}), CORNER_KEY: name}, 0)
-               for name, fields in usable_corners(spec, fixed)]
+               for name, fields in (usable_corners(spec, fixed) if corners else ())]
     return ([(case, layouts[0]) for case in cases] + [(cases[0], layout) for layout in layouts[1:]]
             + [(case, layouts[0]) for case in corners])
 
@@ -94,3 +97,10 @@ def explicit_cases(spec: OpSpec, fixed: Mapping[str, Any], layouts: Sequence[str
     the typical cases."""
     users = [user_case(spec, example, i) for i, example in enumerate(examples or (), start=1)]
     return [(case, layout) for case in users for layout in layouts] + typical_cases(spec, fixed, layouts)
+
+
+def like(case: Case) -> dict:
+    """Fixed fields that make ``spec.cases`` draw cases with the special values of ``case``: a failing explicit case
+    is not shrunk, so the check looks for the smallest such generated case. Corners stay drawn in their share (and
+    kept by shrinking when the failure needs one): forcing one would label a case that needs none."""
+    return {VALUES_KEY: case.values}

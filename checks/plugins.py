@@ -101,7 +101,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
                 error = e.at(spec.name, impl.name, case.describe())
                 error.case, error.layout = case, layout  # to pick the smallest of several failures
                 raise error from None
-            report.record(case, layout, result)
+            report.record(case, layout, result, explicit=any(case is c for c, _ in explicit_list))
             result.limits = fixed
             if not result.passed:
                 budget.failed(key)
@@ -115,7 +115,16 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
         # one example-database key per check (op, implementation, limits): a failure is replayed first next time,
         # and a passing check never erases another check's saved failure
         body._hypothesis_internal_add_digest = database_key(spec, plug, fixed)
-        profiles.check_settings(settings)(test)()
+        try:
+            profiles.check_settings(settings)(test)()
+        except Exception as error:  # inputs stage: an explicit typical case is not shrunk; look for a smaller one
+            verdict = essential_verdict(error)
+            failed, layout = _failing_case(verdict, last) if verdict is not None else (None, None)
+            if not any(failed is c for c, _ in explicit_list) or failed.explicit:
+                raise
+            smaller = given(spec.cases(**fixed, **explicit.like(failed)), st.just(layout))(body)
+            profiles.check_settings(settings)(smaller)()  # raises the shrunk failure when it finds one
+            raise  # none found: the explicit case's failure stands
     except (Exception, calls.StopCheck) as error:  # StopCheck: a time-out, reported unshrunk
         if isinstance(error, calls.StopCheck):
             verdict, others = error.error, []

@@ -5,16 +5,18 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping
 
-from hypothesis import Phase, given, settings as hyp_settings
+from hypothesis import Phase, example, given, settings as hyp_settings
 
 from .calls import ImplementationError
+from .explicit import typical_cases
 from .runner import CaseResult, check_case, other_kinds_lines, prefer_real_windows, smallest_verdict
 from .spec import Case, Implementation, OpSpec
 
 
 def check_op(spec: OpSpec, impl: Implementation, *, fixed: Mapping[str, Any] | None = None, settings=None,
              oracles=None, on_case: Callable[[CaseResult], None] | None = None) -> None:
-    """Run the property for ``impl`` over ``spec.cases(**fixed)``; raises the shrunk failure's report."""
+    """Run the property for ``impl`` over ``spec.cases(**fixed)``, after one typical case per kind of special values
+    of the op (explicit examples); raises the shrunk failure's report."""
 
     def body(case: Case) -> None:
         try:
@@ -27,6 +29,9 @@ def check_op(spec: OpSpec, impl: Implementation, *, fixed: Mapping[str, Any] | N
         result.raise_for_failures()
 
     test = given(spec.cases(**(fixed or {})))(body)
+    # explicit examples first: one typical case per kind of special values (ties, exact zeros...), in every run
+    for case, _ in reversed(typical_cases(spec, fixed or {}, ("contiguous",), corners=False)):
+        test = example(case)(test)
     if settings is not None:
         test = settings(test)
     try:

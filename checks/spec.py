@@ -178,6 +178,9 @@ class OpSpec:
         dy = rng.standard_normal(self.output_shape(config))
         kind = config.get(VALUES_KEY, GENERIC)
         if kind != GENERIC:  # special values on purpose, from their own stream: generic cases stay as they were
+            if kind not in self.special_values:
+                raise ValueError(f"{self.name} has no special values {kind!r}; its kinds are "
+                                 f"{', '.join(map(repr, (GENERIC, *self.special_values)))}")
             arrays = dict(self.special_values[kind](config, arrays, np.random.default_rng([seed, 0x5BEC])))
         return Case(self.name, dict(config), arrays, np.asarray(dy, dtype=np.float64), seed)
 

@@ -250,15 +250,23 @@ def case_configs(draw, spec, fixed: Mapping[str, Any]):
     spec's corners fixed on top (recorded as config["corner"]), and in an independent share with special values
     (config["values"], applied by ``OpSpec.make_case``). Both keys are absent in generic cases, so their reports
     and replays stay as they were; Hypothesis shrinks towards the generic case and keeps a corner or special
-    values only when the failure needs them."""
-    from .spec import CORNER_KEY, VALUES_KEY
-    # values=None / corner=None in fixed: generic cases only (a formula that holds "away from ties", say)
-    no_values, no_corner = fixed.get(VALUES_KEY, ...) is None, fixed.get(CORNER_KEY, ...) is None
+    values only when the failure needs them. ``fixed`` may force both (config["values"], config["corner"]): the
+    search for a smaller case like a failing explicit one (``cnn_gradcheck.explicit.like``)."""
+    from .spec import CORNER_KEY, GENERIC, VALUES_KEY
+    forced_corner, forced_values = fixed.get(CORNER_KEY), fixed.get(VALUES_KEY)  # a search for one kind of case
     fixed = {k: v for k, v in fixed.items() if k not in (VALUES_KEY, CORNER_KEY)}
-    corner = None if no_corner else _selected(draw, usable_corners(spec, fixed))
-    config = dict(draw(spec.configs(**fixed, **(corner[1] if corner else {}))))
-    kind = None if no_values else _selected(draw, tuple(spec.special_values))
-    if kind is not None:
+    corners = usable_corners(spec, fixed)
+    if forced_corner is not None:
+        corner = next((c for c in corners if c[0] == forced_corner), None)
+    else:
+        corner = _selected(draw, corners)
+    # the generic configuration is drawn always, the corner's after it: when shrinking sets the selector to the
+    # generic case, the (meanwhile shrunk) generic draw is there unchanged, so the corner goes unless it is needed
+    config = dict(draw(spec.configs(**fixed)))
+    if corner is not None:
+        config = dict(draw(spec.configs(**fixed, **corner[1])))
+    kind = _selected(draw, tuple(spec.special_values)) if forced_values is None else forced_values
+    if kind is not None and kind != GENERIC:
         config[VALUES_KEY] = kind
     if corner is not None:
         config[CORNER_KEY] = corner[0]

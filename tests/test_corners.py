@@ -61,3 +61,25 @@ def test_the_corners_script_counts_examples_per_corner(capsys):
     assert main(["--profile", "ci", "--only", "maxpool2d"]) == 0
     out = capsys.readouterr().out
     assert "maxpool2d: 25 examples" in out and "window as large as the padded input" in out
+
+
+def _bias_forgotten_where_every_tap_is_padding(x, w, b, stride, padding, dilation):
+    """The bias added only where a window reads some real row: rows of y whose window lies wholly in the padding
+    (only reachable with padding beyond the generic rule, i.e. in that corner) get 0 instead of b."""
+    y = ref.correlate2d_forward(x, w, b, stride, padding, dilation)
+    H, kh = x.shape[2], w.shape[2]
+    for i in range(y.shape[2]):
+        rows = [i * stride[0] + t * dilation[0] - padding[0] for t in range(kh)]
+        if all(r < 0 or r >= H for r in rows):
+            y[:, :, i, :] -= b[None, :, None]
+    return y
+
+
+def test_shrinking_keeps_a_corner_the_bug_needs():
+    from cnn_gradcheck.property import minimal_failure
+    from cnn_gradcheck.spec import Implementation
+    impl = Implementation("bias forgotten in padding", _bias_forgotten_where_every_tap_is_padding,
+                          ref.correlate2d_backward)
+    result = minimal_failure(CONV, impl, max_examples=300)
+    assert result is not None and "forward" in {c.quantity for c in result.failures}
+    assert result.case.corner == "every tap of a window in padding", result.case.describe()

@@ -11,10 +11,13 @@ SPECS = all_specs()
 
 def expected_oracles(spec) -> set[str]:
     """pytorch and finite differences always; the adjoint test where an argument enters (piecewise) linearly; each
-    alternative derivation the spec declares (the reference oracle compares with itself, so it never runs here)."""
+    alternative derivation the spec declares (the reference oracle compares with itself, so it never runs here); the
+    subgradient check where the op declares kinks fed on purpose."""
     expected = {"pytorch", "finite differences", *spec.alternatives}
     if spec.linear_args or spec.piecewise_linear_args:
         expected.add("adjoint")
+    if spec.kink_values:  # ties and exact kinks fed on purpose (an explicit example in every run)
+        expected.add("subgradient")
     return expected
 
 

@@ -41,7 +41,7 @@ MUTANTS = [
            minimal={"N": 1, "K": 2, "offset": 0.0}),  # K = 1: dE/dz = 1 - 1 = 0 anyway
     Mutant("softmax_cross_entropy", "soft targets treated as one-hot",
            type(SCE)("softmax CE hard labels", SCE.forward, _softmax_ce_one_hot_only), ("dz",),
-           minimal={"N": 1, "K": 2, "targets": "soft"}),
+           minimal={"N": 1, "K": 2}),  # soft targets, or one-hot rows scaled (values=unnormalised targets)
     Mutant("toolbox_mse", "gradient not divided by the batch",
            wrong_backward(TOOLBOX, "toolbox mse without / N", _toolbox_without_batch_division), ("dy",),
            minimal={"N": 2, "K": 1, "scale": 1.0}),
