@@ -25,7 +25,7 @@ def _fold_assigns(dy, x, w, b, stride, padding, dilation, padding_mode):
     """dx[src(u), src(v)] = dxp[u, v]: a cell copied several times keeps only the last copy's gradient."""
     _, dw, db = ref.conv2d_padded_backward(dy, x, w, b, stride, padding, dilation, padding_mode)
     dxp, _, _ = conv2d.correlate2d_backward(dy, ref.pad(x, padding, padding_mode), w, b, stride, 0, dilation)
-    (ph, pw), (N, C, H, W) = padding, x.shape
+    (ph, pw), (H, W) = padding, x.shape[2:]
     dx = np.zeros_like(x)
     for n, c, u, v in np.ndindex(dxp.shape):
         dx[n, c, ref.source(u - ph, H, padding_mode), ref.source(v - pw, W, padding_mode)] = dxp[n, c, u, v]

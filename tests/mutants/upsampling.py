@@ -3,7 +3,6 @@ align_corners=True."""
 import numpy as np
 
 from cnn_gradcheck.registry import get_spec
-from cnn_gradcheck.reference import upsampling as ref
 
 from . import Mutant
 
