@@ -99,7 +99,7 @@ MAXPOOL2D = OpSpec(
     piecewise_linear_args=("x",), kink_distance=window_runner_up_gap,
     nondifferentiable="max pooling where two cells of a window tie for the maximum",
     description="2-D max pooling with window, stride, -inf padding and dilation (torch's max_pool2d); every "
-                "window reads a real cell")
+                "window reads a real cell; dilation= is passed only where it is not (1, 1)")
 
 MEANPOOL2D = OpSpec(
     name="meanpool2d", arg_names=("x",), configs=lambda **fixed: pool_configs(padded=False, **fixed),
