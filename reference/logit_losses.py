@@ -12,7 +12,10 @@ reduction "sum" (R = 1) or "mean" (R = N):
     E            = -1/R sum_n y[n, t[n]]
     dE/dy[n, k]  = -dE / R  if k = t[n], else 0
 
-log_softmax followed by nll_loss is cross-entropy on logits with index targets: dE/dz = (softmax(z) - onehot(t)) / R.
+log_softmax followed by nll_loss is cross-entropy on logits with index targets (torch's F.cross_entropy):
+
+    E            = -1/R sum_n log_softmax(z)[n, t[n]]
+    dE/dz[n, k]  = dE / R (softmax(z)[n, k] - [k = t[n]])
 
 Binary cross-entropy on logits z with soft targets t in [0, 1] (data), element-wise, reduction "sum" (R = 1) or
 "mean" (R = N K):
@@ -84,6 +87,26 @@ def nll_loss_backward(dE, y, t, reduction="mean"):
     for n in range(N):
         dy[n, int(t[n])] = -float(dE) / R
     return (dy,)
+
+
+# ---- log-softmax + NLL (cross-entropy on logits, index targets) -------------------------------------------------
+
+def log_softmax_nll_forward(z, t, reduction="mean"):
+    """E = -1/R sum_n log_softmax(z)[n, t[n]]"""
+    return nll_loss_forward(log_softmax_forward(z), t, reduction)
+
+
+def log_softmax_nll_backward(dE, z, t, reduction="mean"):
+    """dE/dz[n, k] = dE / R (softmax(z)[n, k] - [k = t[n]]): the chain of nll_loss's and log_softmax's backwards
+    collapses, since sum_j dE/dy[n, j] = -dE / R (one nonzero per row). Returns (dz,)."""
+    N, K = z.shape
+    R = _divisor(reduction, N)
+    dz = np.zeros((N, K))
+    for n in range(N):
+        row = log_softmax_row(z[n])
+        for k in range(K):
+            dz[n, k] = float(dE) * (math.exp(row[k]) - (1.0 if k == int(t[n]) else 0.0)) / R
+    return (dz,)
 
 
 # ---- binary cross-entropy on logits ----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Log-softmax (N, K) -> (N, K); the NLL loss on log-probabilities with class-index targets; binary cross-entropy
-on logits with soft targets. Targets are data (not differentiated)."""
+"""Log-softmax (N, K) -> (N, K); the NLL loss on log-probabilities with class-index targets; the two chained
+(torch's cross_entropy with index targets); binary cross-entropy on logits with soft targets. Targets are data
+(not differentiated)."""
 from __future__ import annotations
 
 import numpy as np
@@ -72,6 +73,30 @@ NLL_LOSS = OpSpec(
     reduction_length=lambda c: c["N"], grad_args=("y",), linear_args=("y",),
     description="NLL loss -1/R sum_n y[n, t_n] on log-probabilities y, class indices t (data), mean or sum")
 
+def log_softmax_nll_terms(c, arrays, dE):
+    """Sizes of the terms (policy 1): E sums |z_t - m| + lse per row; dz = dE (p - onehot) / R cancels at the
+    target where p ~ 1: |dE| (p + onehot) / R."""
+    z, t = arrays["z"], arrays["t"].astype(int)
+    R = z.shape[0] if c["reduction"] == "mean" else 1
+    shifted = z - z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    onehot = np.eye(z.shape[1])[t]
+    return {"forward": np.sum(onehot * (np.abs(shifted) + lse)) / R,
+            "dz": np.abs(dE) * (np.exp(shifted - lse) + onehot) / R}
+
+
+LOG_SOFTMAX_NLL = OpSpec(
+    name="log_softmax_nll", arg_names=("z", "t"),
+    configs=lambda **fixed: _sizes(fixed, {"offset": st.sampled_from(OFFSETS),
+                                           "reduction": st.sampled_from(REDUCTIONS)}),
+    make_arrays=lambda c, rng: {"z": c["offset"] + normal(rng, shape(c)),
+                                "t": rng.integers(0, c["K"], size=c["N"]).astype(np.float64)},
+    output_shape=lambda c: (), hyper=lambda c: {"reduction": c["reduction"]},
+    torch_forward=lambda z, t, reduction: F.cross_entropy(z, t.long(), reduction=reduction),
+    reference=Implementation.from_module(ref, "log_softmax_nll", "reference.logit_losses.log_softmax_nll"),
+    reduction_length=lambda c: c["N"] * c["K"], grad_args=("z",), magnitudes=log_softmax_nll_terms,
+    description="log-softmax then NLL on class indices t (data): torch's cross_entropy with index targets")
+
 BCE_WITH_LOGITS = OpSpec(
     name="bce_with_logits", arg_names=("z", "t"),
     configs=bce_configs,
@@ -84,7 +109,7 @@ BCE_WITH_LOGITS = OpSpec(
     reduction_length=lambda c: c["N"] * c["K"], grad_args=("z",), magnitudes=bce_terms,
     description="binary cross-entropy on logits, soft targets in [0, 1] or hard 0/1 (data), mean or sum")
 
-SPECS = [LOG_SOFTMAX, NLL_LOSS, BCE_WITH_LOGITS]
+SPECS = [LOG_SOFTMAX, NLL_LOSS, LOG_SOFTMAX_NLL, BCE_WITH_LOGITS]
 
 FORMULAS = [
     Formula("log-softmax forward", "y_k = (z_k - m) - ln sum_j e^(z_j - m)", "torch convention", "log_softmax",
@@ -95,6 +120,11 @@ FORMULAS = [
             "log_softmax", ("forward", "z"), {"offset": 800.0}),
     Formula("NLL loss on class indices", "E = -1/R sum_n y[n, t_n]; dE/dy[n, k] = -dE/R [k = t_n], R = N (mean) or 1",
             "torch convention", "nll_loss", ("forward", "y"), {}),
+    Formula("log-softmax + NLL on class indices (torch's cross_entropy)",
+            "E = -1/R sum_n log_softmax(z)[n, t_n]; dE/dz = dE (softmax(z) - onehot(t)) / R", "torch convention",
+            "log_softmax_nll", ("forward", "z"), {}),
+    Formula("log-softmax + NLL, logits in the hundreds", "the same at offset -800", "torch convention",
+            "log_softmax_nll", ("forward", "z"), {"offset": -800.0}),
     Formula("binary cross-entropy on logits, soft targets",
             "E = 1/R sum max(z, 0) - z t + ln(1 + e^-|z|); dE/dz = dE (sigmoid(z) - t) / R", "torch convention",
             "bce_with_logits", ("forward", "z"), {"targets": "soft"}),

@@ -1,5 +1,5 @@
-"""Wrong log-softmax, NLL and binary cross-entropy backwards: a sum forgotten, the mean's 1/R forgotten, the
-gradient taken with respect to the probability instead of the logit."""
+"""Wrong log-softmax, NLL, cross-entropy and binary cross-entropy backwards: a sum forgotten, the mean's 1/R
+forgotten, the class indices off by one, the gradient taken with respect to the probability instead of the logit."""
 import numpy as np
 
 from cnn_gradcheck.registry import get_spec
@@ -8,7 +8,8 @@ from cnn_gradcheck.reference.activations import sigmoid
 
 from . import Mutant
 
-LOG_SOFTMAX, NLL, BCE = (get_spec(name).reference for name in ("log_softmax", "nll_loss", "bce_with_logits"))
+LOG_SOFTMAX, NLL, CE, BCE = (get_spec(name).reference
+                             for name in ("log_softmax", "nll_loss", "log_softmax_nll", "bce_with_logits"))
 
 
 def _log_softmax_without_row_sum(dy, z):
@@ -20,6 +21,11 @@ def _log_softmax_without_row_sum(dy, z):
 def _nll_mean_forgotten(dE, y, t, reduction="mean"):
     """dE/dy = -dE at the targets, also for reduction='mean' (the forward divides by N, the backward does not)."""
     return ref.nll_loss_backward(dE, y, t, "sum")
+
+
+def _target_off_by_one(dE, z, t, reduction="mean"):
+    """dE/dz = dE (softmax - onehot(t + 1 mod K)) / R: the class indices read one-based (a 1-based label file)."""
+    return ref.log_softmax_nll_backward(dE, z, (t + 1) % z.shape[1], reduction)
 
 
 def _bce_mean_forgotten(dE, z, t, reduction="mean"):
@@ -42,6 +48,9 @@ MUTANTS = [
     Mutant("nll_loss", "1/N of the mean forgotten in the backward",
            type(NLL)("nll backward without 1/N", NLL.forward, _nll_mean_forgotten), ("dy",),
            minimal={"N": 2, "K": 1}, fixed={"reduction": "mean"}),
+    Mutant("log_softmax_nll", "class indices read one-based in the backward",
+           type(CE)("cross_entropy backward with t + 1", CE.forward, _target_off_by_one), ("dz",),
+           minimal={"N": 1, "K": 2}),
     Mutant("bce_with_logits", "1/(N K) of the mean forgotten in the backward",
            type(BCE)("bce backward without 1/R", BCE.forward, _bce_mean_forgotten), ("dz",),
            minimal={"N": 1, "K": 2}, fixed={"reduction": "mean"}),
