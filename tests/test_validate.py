@@ -18,8 +18,8 @@ def test_a_formula_naming_an_unknown_quantity_fails_instead_of_validating_by_not
 
 
 def test_a_formula_of_an_unknown_op_fails():
-    row = validate.validate_formula(Formula("no such op", "-", "-", "conv3d", ("forward",)))
-    assert row.verdict == validate.FAILED and "conv3d" in row.detail
+    row = validate.validate_formula(Formula("no such op", "-", "-", "conv9d", ("forward",)))
+    assert row.verdict == validate.FAILED and "conv9d" in row.detail
 
 
 def test_rows_list_only_oracles_that_judged_the_quantities():

@@ -113,7 +113,7 @@ MAXPOOL2D = OpSpec(
     piecewise_linear_args=("x",), kink_distance=window_runner_up_gap,
     nondifferentiable="max pooling where two cells of a window tie for the maximum",
     description="2-D max pooling with window, stride, -inf padding and dilation (torch's max_pool2d); every "
-                "window reads a real cell",
+                "window reads a real cell; dilation= is passed only where it is not (1, 1)",
     special_values={"ties": tied_maxima, "huge": scaled("x", VERY_HUGE_SCALE)}, kink_values=("ties",),
     subgradient=maxpool_subgradient, corners=(*POOL_CORNERS, LARGEST_PADDING))
 
