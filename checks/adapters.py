@@ -19,6 +19,7 @@ is the op's output).
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 import inspect
 import os
 import sys
@@ -57,7 +58,23 @@ def plugin(forward: Callable, backward: Callable, *, name: str | None = None, ki
     def bwd(dy, arrays, hyper, wrt):  # dy is None when a convention says backward takes no dE
         return calls.call_user(backward, [*_upstream(dy), *arrays.values()], hyper, "backward")
 
-    return make_plugin(name or _label(forward), fwd, bwd, kind, **options)
+    return replace(make_plugin(name or _label(forward), fwd, bwd, kind, **options),
+                   accepts=_keywords(forward, backward))
+
+
+def _keywords(*functions) -> frozenset | None:
+    """The keyword arguments every one of ``functions`` takes; None when one takes **kwargs or has no signature."""
+    taken = None
+    for fn in functions:
+        try:
+            parameters = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return None
+        names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        taken = names if taken is None else taken & names
+    return frozenset(taken or ())
 
 
 def _upstream(dy) -> list:

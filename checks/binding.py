@@ -50,6 +50,9 @@ class Plugin:
     #: declared conventions (cnn_gradcheck.conventions): results converted to the canonical ones
     conventions: tuple[str, ...] = ()
     output: int | None = None  # which element of a tuple the forward returns is the op's output
+    #: the keyword arguments both of the user's functions take (None: unknown, or **kwargs): an optional
+    #: hyperparameter they do not take is held at its neutral value (OpSpec.optional_hyper)
+    accepts: frozenset | None = None
 
     def with_limits(self, **limits) -> "Plugin":
         """The same plug-in declaring (more) limits, e.g. ``stride=1, padding=0``; a limit replaces the plug-in's

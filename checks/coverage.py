@@ -53,6 +53,7 @@ class PluginReport:
     configs: list = field(default_factory=list)
     conventions: str = ""  # the declared conventions results were converted from
     conversions: set = field(default_factory=set)  # foreign array types converted to numpy
+    held: dict = field(default_factory=dict)  # optional hyperparameters held neutral: the plug-in takes none
     explicit: int = 0  # explicit cases (the user's examples, typical cases per kind of special values and layout)
 
     def record(self, case: Case, layout: str, result, explicit: bool = False) -> None:
@@ -120,6 +121,8 @@ class PluginReport:
         if self.conversions:
             lines.append(f"  arrays converted to numpy: {', '.join(sorted(self.conversions))}")
         lines += [f"  {line}" for line in self.drawn()]
+        lines += [f"  {name} held at {', '.join(f'{k}={v}' for k, v in neutral.items())}: the plug-in's functions "
+                  f"take no {name} argument" for name, neutral in self.held.items()]
         gaps = self.not_covered()
         lines += [f"  not covered: {g}" for g in gaps] or ["  not covered: nothing (no limits declared)"]
         return "\n".join(lines)

@@ -71,11 +71,14 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
     except ImplementationError as e:
         raise PluginCheckFailure(str(e.at(spec.name, "", "any (the plug-in cannot be called at all)"))) from None
     fixed = plugin_limits(spec, plug, limits)  # the plug-in's limits and tied axes, then the check's
+    held = optional_held(spec, plug, fixed)  # optional hyperparameters the plug-in's functions do not take
+    for extra in held.values():
+        fixed = {**extra, **fixed}
     chosen = layouts_mod.check_layouts(layouts or plug.layouts or plug.backend.layouts, f"{spec.name}: ")
     probe = check_limits(spec, fixed)  # options first: a mistake in them is not the plug-in's
     check_axes(spec, plug.axes, {**{n: np.ndim(a) for n, a in probe.arrays.items()},
                                  "y": len(spec.output_shape(probe.config))})
-    report = PluginReport(spec, plug, fixed, chosen)
+    report = PluginReport(spec, plug, fixed, chosen, held=held)
     last: dict = {}
     explicit_list: list = []
     budget = ShrinkBudget(shrink_budget)
@@ -142,6 +145,16 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
             text += "\n" + reproduction(spec, plug, case, layout, fixed, target, None if typical else error)
         raise PluginCheckFailure(text) from None
     return report
+
+
+def optional_held(spec: OpSpec, plug: Plugin, fixed: Mapping[str, Any]) -> dict:
+    """{hyperparameter: limits} for the op's optional hyperparameters that the plug-in's own functions take no
+    keyword for (and that its limits do not already decide): held at their neutral value, where they are not
+    passed, so a max-pool written without dilation is checked as what it is, not failed for a missing argument."""
+    if plug.accepts is None:
+        return {}
+    return {name: neutral for name, neutral in spec.optional_hyper.items()
+            if name not in plug.accepts and not set(neutral) & set(fixed)}
 
 
 def database_key(spec: OpSpec, plug: Plugin, limits: Mapping[str, Any]) -> bytes:

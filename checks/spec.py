@@ -166,6 +166,10 @@ class OpSpec:
     #: padding, a kernel as large as the padded input, ...); the partial config fixes fields (values or strategies)
     #: within the op's validity rules
     corners: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    #: {hyperparameter: limits}: hyperparameters a plug-in may not take (max pooling's dilation), with the limits
+    #: that hold them at their neutral value, where they are not passed; a plug-in whose functions take no such
+    #: keyword is checked within those limits, and its summary says so
+    optional_hyper: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def differentiable(self) -> tuple[str, ...]:

@@ -146,7 +146,9 @@ def window_axis(draw, fixed: Mapping[str, Any], axis: str, *, max_kernel=4, max_
             from hypothesis.errors import InvalidArgument
             raise InvalidArgument(f"{N} and {OUT if OUT in fixed else R} are both limited: the input size {N} "
                                   f"determines {OUT} and {R} (with the kernel, stride, padding); limit one of them")
-        k_low = 1 if p is None else max(1, -(-2 * p // d) + 1 if conv else 2 * p)  # smallest k with pad_max >= p
+        # smallest k with pad_max >= p; a kernel the caller fixed to one value is taken as asked (a corner such as
+        # a 1-wide kernel with padding 1, every tap of the border windows in padding): only n >= 1 is kept then
+        k_low = 1 if p is None or isinstance(fixed.get(K), int) else max(1, -(-2 * p // d) + 1 if conv else 2 * p)
         k_high = max(max_kernel, k_low)
         if n is not None:  # the widened kernel fits the padded input: d (k - 1) + 1 <= n + 2 p
             k_high = min(k_high, (n - 1 + 2 * (p or 0)) // d + 1)

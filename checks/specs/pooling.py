@@ -115,7 +115,8 @@ MAXPOOL2D = OpSpec(
     description="2-D max pooling with window, stride, -inf padding and dilation (torch's max_pool2d); every "
                 "window reads a real cell; dilation= is passed only where it is not (1, 1)",
     special_values={"ties": tied_maxima, "huge": scaled("x", VERY_HUGE_SCALE)}, kink_values=("ties",),
-    subgradient=maxpool_subgradient, corners=(*POOL_CORNERS, LARGEST_PADDING))
+    subgradient=maxpool_subgradient, corners=(*POOL_CORNERS, LARGEST_PADDING),
+    optional_hyper={"dilation": {"dilation": 1}})
 
 MEANPOOL2D = OpSpec(
     name="meanpool2d", arg_names=("x",), configs=lambda **fixed: pool_configs(padded=False, **fixed),
