@@ -3,12 +3,16 @@
 For an argument a, a direction v and the upstream gradient dy, the scalar phi(t) = <dy, f(a + t v)> has
 phi'(0) = <dE/da, v>, which the backward claims is sum_i g_i v_i. Central differences
 
-    D(h) = (phi(h) - phi(-h)) / 2h                       error O(h^2)
-    D4   = (4 D(h) - D(2h)) / 3                          error O(h^4)
-    D6   = (16 D4(h) - D4(2h)) / 15                      error O(h^6)
+    D(h)  = (phi(h) - phi(-h)) / 2h                      error O(h^2),  at steps h/2, h, 2h, 4h
+    D4(h) = (4 D(h) - D(2h)) / 3                         error O(h^4)
+    D6(h) = (16 D4(h) - D4(2h)) / 15                     error O(h^6),  at h/2 and h
+    D8    = (64 D6(h/2) - D6(h)) / 63                    error O(h^8)
 
-cost 6 forward calls per direction, whatever the number of elements: the check's cost does not grow with the
-input. |D4 - D6| estimates the truncation error (tolerance policy 2 in ``cnn_gradcheck.tolerance``).
+cost 8 forward calls per direction, whatever the number of elements: the check's cost does not grow with the
+input. |D6(h/2) - D8| estimates the truncation error (tolerance policy 2 in ``cnn_gradcheck.tolerance``). One level
+fewer (D6 judged by |D4 - D6|) was not enough: where the h^4 and h^6 terms of the table nearly cancel at h, |D4 - D6|
+underestimates D6's error tenfold (relu_cnn, seed 4678: D6 off by 1.05e-4, estimate 1.0e-5); the last level's
+change then still bounds its error (there: 1.6e-6 against a true 3e-8).
 
 One-sided differences from the same evaluations reveal kinks: for a smooth function
 (phi(h) - phi(0))/h - (phi(0) - phi(-h))/h = h phi''(0) + O(h^3) doubles with h; a kink inside the stencil makes
@@ -24,28 +28,26 @@ import numpy as np
 from . import tolerance
 from .compare import FAIL, KINK, NA, PASS, Comparison
 
-# D6 written as weights on the differences phi(kh) - phi(-kh), k = 1, 2, 4 (computed from the table, not typed)
+#: the steps of the stencil, in units of h
+STEPS = (0.5, 1, 2, 4)
 
 
-def _richardson_weights() -> dict[int, float]:
-    d = {1: {1: 0.5}, 2: {2: 0.25}, 4: {4: 0.125}}  # D(kh) = (phi(kh) - phi(-kh)) / (2 k h)
-
-    def combine(a, b, p, q):  # (p*a - q*b) / (p - q)
-        out = {}
-        for k, w in a.items():
-            out[k] = out.get(k, 0.0) + p * w / (p - q)
-        for k, w in b.items():
-            out[k] = out.get(k, 0.0) - q * w / (p - q)
-        return out
-
-    d4_h = combine(d[1], d[2], 4, 1)
-    d4_2h = combine(d[2], d[4], 4, 1)
-    return combine(d4_h, d4_2h, 16, 1)
+def _richardson(d: dict) -> tuple:
+    """The Richardson table from central differences d[k] = D(k h): (D6(h/2), D8). ``combine`` works on numbers
+    and on weight dictionaries alike (the weights give the rounding amplification below)."""
+    def combine(a, b, p):  # (p a - b) / (p - 1)
+        if isinstance(a, dict):
+            return {k: (p * a.get(k, 0.0) - b.get(k, 0.0)) / (p - 1) for k in set(a) | set(b)}
+        return (p * a - b) / (p - 1)
+    d4 = {k: combine(d[k], d[2 * k], 4) for k in STEPS[:-1]}
+    d6 = {k: combine(d4[k], d4[2 * k], 16) for k in STEPS[:-2]}
+    return d6[0.5], combine(d6[0.5], d6[1], 64)
 
 
-D6_WEIGHTS = _richardson_weights()
-#: sum of |weights| over the six evaluations: how much the forward's rounding is amplified (times 1/h)
-D6_NOISE = 2 * sum(abs(w) for w in D6_WEIGHTS.values())
+#: D8 written as weights on the differences phi(kh) - phi(-kh) (computed from the table, not typed)
+D8_WEIGHTS = _richardson({k: {k: 1 / (2 * k)} for k in STEPS})[1]
+#: sum of |weights| over the eight evaluations: how much the forward's rounding is amplified (times 1/h)
+D8_NOISE = 2 * sum(abs(w) for w in D8_WEIGHTS.values())
 
 
 def direction_for(grad: np.ndarray, rng: np.random.Generator, aligned: bool = True) -> np.ndarray:
@@ -68,15 +70,12 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
     scale: sum_i |g_i v_i| (the claimed derivative without cancellation); noise: the rounding noise of one
     evaluation of phi (``tolerance.output_noise``), which the differences amplify by 1/h.
     """
-    values = {k: (phi(k * h), phi(-k * h)) for k in (1, 2, 4)}
-    d = {k: (p - m) / (2 * k * h) for k, (p, m) in values.items()}
-    d4_h = (4 * d[1] - d[2]) / 3
-    d4_2h = (4 * d[2] - d[4]) / 3
-    d6 = (16 * d4_h - d4_2h) / 15
-    scale = max(scale, abs(d6), tolerance.TINY)
-    truncation = abs(d4_h - d6)
-    tol = tolerance.fd_tolerance(truncation, noise, D6_NOISE, h, scale)
-    err = abs(claimed - d6)
+    values = {k: (phi(k * h), phi(-k * h)) for k in STEPS}
+    d6, d8 = _richardson({k: (p - m) / (2 * k * h) for k, (p, m) in values.items()})
+    scale = max(scale, abs(d8), tolerance.TINY)
+    truncation = abs(d6 - d8)
+    tol = tolerance.fd_tolerance(truncation, noise, D8_NOISE, h, scale)
+    err = abs(claimed - d8)
 
     # one-sided jumps at h, 2h, 4h: about h*phi'' (doubling) when smooth, O(1) and not doubling at a kink; the
     # forward's own rounding moves them by up to tolerance.jump_noise (policy 6), which is not a kink
@@ -91,14 +90,14 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
             f"one-sided differences "
             f"jump by {jumps[0]:.3e}, {jumps[1]:.3e}, {jumps[2]:.3e} at steps h, 2h, 4h instead of growing in "
             f"proportion to h")
-        return Comparison("finite differences", quantity, KINK, err, err / scale, tol, None, d6, claimed,
+        return Comparison("finite differences", quantity, KINK, err, err / scale, tol, None, d8, claimed,
                           note=f"kink: {why}; this point is not differentiable, so no gradient verdict is given")
     if tolerance.too_coarse(tol, scale):  # policy 7: the forward's rounding, amplified by 1/h, swamps the derivative
-        return Comparison("finite differences", quantity, NA, err, err / scale, tol, None, d6, claimed,
+        return Comparison("finite differences", quantity, NA, err, err / scale, tol, None, d8, claimed,
                           note=f"not applicable: at {dtype} the forward's rounding amplified by 1/h gives a tolerance "
                                f"of {tol / scale:.0%} of the derivative's scale, which decides nothing")
     verdict = PASS if err <= tol else FAIL
-    return Comparison("finite differences", quantity, verdict, err, err / scale, tol, None, d6, claimed,
+    return Comparison("finite differences", quantity, verdict, err, err / scale, tol, None, d8, claimed,
                       note=f"directional derivative <{quantity}, v> (h={h:.1e}, truncation estimate "
                            f"{truncation:.1e})")
 
@@ -131,7 +130,7 @@ def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], ar
 
 @dataclass
 class ElementwiseGradient:
-    """dy^T J estimated one element at a time: ``estimate`` holds the D6 values; ``elements`` (when a claimed
+    """dy^T J estimated one element at a time: ``estimate`` holds the D8 values; ``elements`` (when a claimed
     gradient was given) maps each index to its directional_check along the unit direction of that element, judged
     by tolerance policy 2 with that element's own truncation and rounding estimates."""
 
@@ -144,7 +143,7 @@ def fd_gradient(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], array
                 reduction_length: int = 1, kink_reason: str = "", dtype: str = "float64",
                 magnitude=None, forward_error=None) -> ElementwiseGradient:
     """The full vector-Jacobian product dy^T J by finite differences, one unit direction e_i per element
-    (6 forward calls per element: only for small inputs, whole-network checks and locating a failure). Each
+    (8 forward calls per element: only for small inputs, whole-network checks and locating a failure). Each
     element is check_argument along e_i, so the Richardson, truncation, rounding and kink logic is the
     directional check's; ``claimed`` (the gradient to judge, default zeros) gives the elements' verdicts."""
     x = np.asarray(arrays[name], dtype=np.float64)

@@ -25,18 +25,12 @@ from .evaluation import Evaluation  # noqa: F401 -- re-exported: the record ever
 from .spec import Case, Implementation, OpSpec, as_grad_dict, derived, kink_distance, ordered_arrays, quantity_label
 
 
-def torch_outputs(spec: OpSpec, case: Case, absolute: bool = False, dtype: torch.dtype = torch.float64,
-                  jitter: np.random.Generator | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def torch_outputs(spec: OpSpec, case: Case, absolute: bool = False,
+                  dtype: torch.dtype = torch.float64) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Forward and autograd gradients of the torch version of the op (float64 numpy arrays back). ``absolute``: on
     |arrays| with upstream gradient |dy|, the magnitude of the terms behind each element (tolerance policy 1a);
-    ``dtype``: the precision the inputs are stored and the op computed in (float32: policy 1b's noise probe);
-    ``jitter``: each input and dy moved by a random relative amount below eps(float32) before it is stored, so
-    that another rounding realisation is drawn."""
-    def lift(a):
-        a = np.abs(a) if absolute else np.asarray(a, dtype=np.float64)
-        if jitter is not None:
-            a = a * (1 + tolerance.eps_of(tolerance.PROBE_DTYPE) * jitter.uniform(-1, 1, size=np.shape(a)))
-        return a
+    ``dtype``: the precision the inputs are stored and the op computed in (float32: policy 1b's noise probe)."""
+    lift = np.abs if absolute else np.asarray
     tensors = {name: torch.tensor(lift(np.asarray(a, dtype=np.float64)), dtype=dtype,
                                   requires_grad=name in spec.differentiable)
                for name, a in case.arrays.items()}
@@ -75,7 +69,10 @@ def rounding_estimates(spec: OpSpec, case: Case) -> dict[str, object]:
 
     The second evaluation is the torch op with the inputs and dy stored in float32: the inputs move by their
     float32 rounding (at most eps |x|) and every operation rounds at float32, so q32 - q64 shows the noise the op
-    carries at this point -- cancellation inside it included -- without a declared formula. Scaled by
+    carries at this point -- cancellation inside it included -- without a declared formula. One realisation can be
+    small by chance (tanh near 1: y32 happens to round well, and 1 - y^2 shows little), so PROBE_SAMPLES - 1 more
+    pairs (float64, float32) are taken at points jittered by PROBE_JITTER (relative), far enough for every
+    intermediate to round afresh, close enough for the noise's size to stay the same; the largest counts. Scaled by
     eps(dtype) / eps(float32) it estimates the noise at the plug-in's precision. The floor of the forward is the
     inputs' own rounding carried through it to first order, sum_i |g_i| |x_i| / sum_j |dy_j| with g = dy^T J
     from the float64 gradients (exactly sum_i |dL/dx_i| |x_i| for a loss): never 0 unless the output is locally
@@ -83,24 +80,39 @@ def rounding_estimates(spec: OpSpec, case: Case) -> dict[str, object]:
     return derived(spec, case, "rounding estimates", lambda: _rounding_estimates(spec, case))
 
 
+def _jittered(spec: OpSpec, case: Case, rng: np.random.Generator) -> Case | None:
+    """The case with every input and dy moved by a random relative PROBE_JITTER (None where that could reach a
+    kink): a point nearby where every intermediate of the op rounds afresh."""
+    arrays = {n: np.asarray(a, dtype=np.float64) for n, a in case.arrays.items()}
+    reach = tolerance.PROBE_JITTER * max(float(np.max(np.abs(a), initial=0.0)) for a in arrays.values())
+    if reach > tolerance.ADJOINT_KINK_SHARE * kink_distance(spec, case):
+        return None
+    move = lambda a: a * (1 + tolerance.PROBE_JITTER * rng.uniform(-1, 1, size=np.shape(a)))  # noqa: E731
+    return Case(case.op, case.config, {n: move(a) for n, a in arrays.items()}, move(case.dy), case.seed)
+
+
 def _rounding_estimates(spec: OpSpec, case: Case) -> dict[str, object]:
     y64, g64 = torch_reference(spec, case)
     rng = np.random.default_rng(case.seed ^ 0x0F32)
-    probes = []
-    for sample in range(tolerance.PROBE_SAMPLES):
-        try:
-            probes.append(torch_outputs(spec, case, dtype=torch.float32, jitter=rng if sample else None))
-        except Exception:  # noqa: BLE001 -- an op torch cannot compute in float32: the other terms of policy 1 remain
-            break
+    probes = []  # (float64, float32) evaluations at the case and at jittered points nearby
+    try:
+        probes.append(((y64, g64), torch_outputs(spec, case, dtype=torch.float32)))
+        for _ in range(tolerance.PROBE_SAMPLES - 1):
+            nearby = _jittered(spec, case, rng)
+            if nearby is not None:
+                probes.append((torch_outputs(spec, nearby), torch_outputs(spec, nearby, dtype=torch.float32)))
+    except Exception:  # noqa: BLE001 -- an op torch cannot compute in float32: the other terms of policy 1 remain
+        pass
     per_dy = max(float(np.sum(np.abs(case.dy))), tolerance.TINY)
     floor = sum(float(np.sum(np.abs(g64[n] * np.asarray(case.arrays[n], dtype=np.float64))))
                 for n in spec.differentiable) / per_dy
+    measured = lambda pick: max((tolerance.measured_noise(pick(a), pick(b)) for a, b in probes),  # noqa: E731
+                                default=0.0)
     out: dict[str, object] = {
-        "forward": tolerance.Estimate(max((tolerance.measured_noise(y64, y) for y, _ in probes), default=0.0), floor),
-        "forward error": np.asarray(probes[0][0], dtype=np.float64) - y64 if probes else None}
+        "forward": tolerance.Estimate(measured(lambda r: r[0]), floor),
+        "forward error": np.asarray(probes[0][1][0], dtype=np.float64) - y64 if probes else None}
     for n in spec.differentiable:
-        out[quantity_label(n)] = tolerance.Estimate(max((tolerance.measured_noise(g64[n], g[n]) for _, g in probes),
-                                                        default=0.0))
+        out[quantity_label(n)] = tolerance.Estimate(measured(lambda r: r[1][n]))
     return out
 
 

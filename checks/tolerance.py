@@ -88,10 +88,13 @@ ROUNDING_SAFETY = 8.0
 ESTIMATE_SAFETY = 16.0
 #: the precision of the second, noise-measuring evaluation of the oracle (policy 1b)
 PROBE_DTYPE = "float32"
-#: rounding realisations drawn by the probe (the others with inputs jittered below eps(float32)): one realisation
-#: of a two-element quantity is small by chance one time in ten (ratio up to 300 in 300 seeds), the largest of three
-#: up to 9 times
+#: rounding realisations drawn by the probe (the others at jittered inputs): one realisation of a two-element
+#: quantity is small by chance one time in ten (ratio up to 300 in 300 seeds), the largest of three rarely
 PROBE_SAMPLES = 3
+#: relative move of the inputs for the probe's further realisations: far above eps(float32), so that intermediates
+#: (tanh(x) near 1, whose ulp is larger than 1 - tanh^2) round afresh; far below MARGIN / |x|, so that no kink is
+#: reached (and only where the case's kink distance allows)
+PROBE_JITTER = 2.0**-12
 #: multiplies the finite-difference error estimate (truncation + rounding)
 FD_SAFETY = 10.0
 #: relative resolution claimed by the finite-difference oracle

@@ -16,25 +16,6 @@ from ..strategies import away_from_zero, normal, pick
 OFFSETS = (0.0, -800.0, 800.0)
 
 
-def softmax_terms(c, arrays, dy):
-    """Sizes of the terms of dE/dx_i = y_i (dy_i - sum_k y_k dy_k): y_i (|dy_i| + sum_k y_k |dy_k|) (policy 1)."""
-    x = arrays["x"]
-    y = np.exp(x - x.max(axis=1, keepdims=True))
-    y /= y.sum(axis=1, keepdims=True)
-    return {"dx": y * (np.abs(dy) + np.sum(y * np.abs(dy), axis=1, keepdims=True))}
-
-
-def sigmoid_terms(c, arrays, dy):
-    """Sizes of the terms of dE/dx = dy f (1 - f): f's rounding enters 1 - f unreduced, so |dy| f ((1 - f) + f)
-    = |dy| f (policy 1; matters where f -> 1 and 1 - f is small)."""
-    return {"dx": np.abs(dy) / (1 + np.exp(-arrays["x"]))}
-
-
-def tanh_terms(c, arrays, dy):
-    """Sizes of the terms of dE/dx = dy (1 - y^2): |dy| (1 + y^2) (policy 1; 1 - y^2 cancels for |x| > 1)."""
-    return {"dx": np.abs(dy) * (1 + np.tanh(arrays["x"]) ** 2)}
-
-
 def batch_configs(offsets=(0.0,)):
     """N samples (batch 1 and more) of K values (width 1 and more); ``offset`` is added to every generated input."""
     def configs(**fixed):
@@ -60,13 +41,12 @@ RELU = _spec("relu", F.relu, lambda c, rng: {"x": away_from_zero(rng, shape(c))}
              kink_distance=lambda c, arrays: float(np.min(np.abs(arrays["x"]))),
              nondifferentiable="ReLU at x = 0")
 SIGMOID = _spec("sigmoid", torch.sigmoid, lambda c, rng: {"x": normal(rng, shape(c), 2.0)},
-                "logistic sigmoid 1 / (1 + e^-x)", magnitudes=sigmoid_terms)
+                "logistic sigmoid 1 / (1 + e^-x)")
 TANH = _spec("tanh", torch.tanh, lambda c, rng: {"x": normal(rng, shape(c), 2.0)},
-             "hyperbolic tangent", magnitudes=tanh_terms)
+             "hyperbolic tangent")
 SOFTMAX = _spec("softmax", lambda x: F.softmax(x, dim=1),
                 lambda c, rng: {"x": c["offset"] + normal(rng, shape(c))},
-                "softmax over axis 1 of (N, K), logits O(1) and in the hundreds", offsets=OFFSETS,
-                magnitudes=softmax_terms)
+                "softmax over axis 1 of (N, K), logits O(1) and in the hundreds", offsets=OFFSETS)
 
 SPECS = [RELU, SIGMOID, TANH, SOFTMAX]
 
