@@ -64,13 +64,16 @@ def check_pair(quantity: str, Au, v, u, ATv, note: str = "", dtype: str = "float
     """One dot-product test as a Comparison (for the oracle, and for any linear map with a claimed transpose)."""
     lhs, rhs, err, scale = dot_product_test(Au, v, u, ATv)
     tol = tolerance.adjoint_tolerance(scale, dtype)
+    # in terms of the gradient's own relative error: with v aligned, an error e shows as about e / 2
+    resolution = tolerance.resolution(tol, scale) / tolerance.ADJOINT_VISIBLE_SHARE
     if tolerance.too_coarse(tol, scale):  # policy 7: in float16/bfloat16 the bound exceeds Cauchy-Schwarz itself
         return Comparison(ORACLE, quantity, NA, err, err / scale, tol, None, lhs, rhs,
                           note=f"not applicable: at {dtype} the adjoint tolerance is {tol / scale:.0%} of the "
-                               f"Cauchy-Schwarz bound, which decides nothing")
+                               f"Cauchy-Schwarz bound, which decides nothing", resolution=resolution)
     verdict = PASS if err <= tol else FAIL
     return Comparison(ORACLE, quantity, verdict, err, err / scale, tol, None, lhs, rhs,
-                      note=note or f"<A u, v> = {lhs:.17g} (forward) vs <u, A^T v> = {rhs:.17g} (backward)")
+                      note=note or f"<A u, v> = {lhs:.17g} (forward) vs <u, A^T v> = {rhs:.17g} (backward)",
+                      resolution=resolution)
 
 
 def step_for(spec: OpSpec, name: str, case: Case, u: np.ndarray) -> float:

@@ -75,6 +75,7 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
     scale = max(scale, abs(d8), tolerance.TINY)
     truncation = abs(d6 - d8)
     tol = tolerance.fd_tolerance(truncation, noise, D8_NOISE, h, scale)
+    resolution = tolerance.resolution(tol, scale)
     err = abs(claimed - d8)
 
     # one-sided jumps at h, 2h, 4h: about h*phi'' (doubling) when smooth, O(1) and not doubling at a kink; the
@@ -91,15 +92,17 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
             f"jump by {jumps[0]:.3e}, {jumps[1]:.3e}, {jumps[2]:.3e} at steps h, 2h, 4h instead of growing in "
             f"proportion to h")
         return Comparison("finite differences", quantity, KINK, err, err / scale, tol, None, d8, claimed,
-                          note=f"kink: {why}; this point is not differentiable, so no gradient verdict is given")
+                          note=f"kink: {why}; this point is not differentiable, so no gradient verdict is given",
+                          resolution=resolution)
     if tolerance.too_coarse(tol, scale):  # policy 7: the forward's rounding, amplified by 1/h, swamps the derivative
         return Comparison("finite differences", quantity, NA, err, err / scale, tol, None, d8, claimed,
                           note=f"not applicable: at {dtype} the forward's rounding amplified by 1/h gives a tolerance "
-                               f"of {tol / scale:.0%} of the derivative's scale, which decides nothing")
+                               f"of {tol / scale:.0%} of the derivative's scale, which decides nothing",
+                          resolution=resolution)
     verdict = PASS if err <= tol else FAIL
     return Comparison("finite differences", quantity, verdict, err, err / scale, tol, None, d8, claimed,
                       note=f"directional derivative <{quantity}, v> (h={h:.1e}, truncation estimate "
-                           f"{truncation:.1e})")
+                           f"{truncation:.1e})", resolution=resolution)
 
 
 def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],

@@ -104,6 +104,9 @@ FD_RESOLUTION = 1e-8
 FD_STEP = 1e-3
 #: relative discrepancy allowed by the adjoint (dot-product) test in float64
 ADJOINT_RTOL = 1e-12
+#: a backward off by a relative e shows in the adjoint test's relative discrepancy as about e / 2 (v aligned with
+#: A d, ``cnn_gradcheck.adjoint``): its resolution, in terms of the gradient's relative error, is twice tol / scale
+ADJOINT_VISIBLE_SHARE = 0.5
 #: distance kept by generated inputs from non-differentiable points (data units); the stencil reaches 4 * FD_STEP
 MARGIN = 1e-2
 #: relative disagreement of parameters and losses allowed between two implementations trained step for step
@@ -185,6 +188,19 @@ def rounding_tolerance(expected: np.ndarray, reduction_length: int, dtype="float
     if estimate is not None:
         tol = max(tol, ESTIMATE_SAFETY * eps * estimate.measured, ROUNDING_SAFETY * eps * estimate.floor)
     return tol
+
+
+def resolution(tolerance_: float, scale: float) -> float:
+    """Policy 7: the relative resolution of a comparison, tolerance / scale: a relative discrepancy below it
+    passes unseen."""
+    return tolerance_ / max(scale, TINY)
+
+
+def resolves(resolution_: float, discrepancy: float) -> bool:
+    """Policy 7: could a comparison of this relative resolution have seen a relative ``discrepancy`` (one found by
+    another oracle)? Only when the discrepancy lies above it; otherwise its agreement is no evidence either way
+    ("cannot resolve this at <dtype>"), and must not be counted as agreement."""
+    return discrepancy > resolution_
 
 
 def too_coarse(tolerance_: float, scale: float) -> bool:
