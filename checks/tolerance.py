@@ -104,6 +104,9 @@ FD_RESOLUTION = 1e-8
 FD_STEP = 1e-3
 #: relative discrepancy allowed by the adjoint (dot-product) test in float64
 ADJOINT_RTOL = 1e-12
+#: relative difference allowed between two identical calls of a plug-in that declares ``nondeterministic = True``
+#: (atomics in a GPU kernel): loose against rounding, tight against a gradient error the oracles must catch
+NONDETERMINISTIC_RTOL = 1e-9
 #: a backward off by a relative e shows in the adjoint test's relative discrepancy as about e / 2 (v aligned with
 #: A d, ``cnn_gradcheck.adjoint``): its resolution, in terms of the gradient's relative error, is twice tol / scale
 ADJOINT_VISIBLE_SHARE = 0.5
@@ -260,6 +263,34 @@ def jump_noise(noise: float, h: float) -> float:
     |j_k| carries up to 4 noise / (k h), and j_2k - 2 j_k up to 4/(2h) + 2 * 4/h = 10 noise / h: a jump below
     this is the implementation's rounding, not a kink (a float32 sigmoid's jumps of 5e-5 at h = 1e-3)."""
     return 10.0 * noise / h
+
+
+def repeat_term_scale(dy, arrays) -> float:
+    """Policy 8: the size of the terms a layer's sums add up, without an oracle at hand: products of the upstream
+    gradient with the inputs, max|dy| max(1, max|a|) (a bias gradient sums dy itself; dx and dW sum dy times a
+    weight or an input). Cancellation in a sum (a bias gradient of 0.004 from terms of size 1) then still leaves
+    room for another summation order."""
+    size = max((float(np.max(np.abs(np.asarray(a, dtype=np.float64)), initial=0.0)) for a in arrays), default=0.0)
+    return float(np.max(np.abs(np.asarray(dy, dtype=np.float64)), initial=0.0)) * max(1.0, size)
+
+
+def repeat_tolerance(first, second, reduction_length: int, dtype="float64", terms: float = 0.0,
+                     declared=False) -> float:
+    """Policy 8: the bound on |first - second| for two identical calls (norm-wise):
+
+        ROUNDING_SAFETY * eps * K * max(|first|, |second|, terms)
+
+    two summation orders of the same K terms (policy 1a's worst case, the values of both calls as scale, since
+    neither is more trusted). Gradients accumulated across calls differ by the whole gradient (relative O(1)), a
+    cache or random numbers by more than rounding. ``declared``: a plug-in's ``nondeterministic`` attribute; True
+    allows NONDETERMINISTIC_RTOL relative, a number that relative bound (never below the rounding bound)."""
+    scale = max(float(np.max(np.abs(np.asarray(first, dtype=np.float64)), initial=0.0)),
+                float(np.max(np.abs(np.asarray(second, dtype=np.float64)), initial=0.0)), terms, TINY)
+    tol = rounding_relative(reduction_length, dtype) * scale
+    if declared:
+        relative = NONDETERMINISTIC_RTOL if declared is True else float(declared)
+        tol = max(tol, relative * scale)
+    return tol
 
 
 def adjoint_tolerance(cauchy_schwarz_scale: float, dtype="float64") -> float:
