@@ -5,32 +5,51 @@ passes when |G - E| <= tol, with tol built from the precision of the arithmetic 
 step. All checks run in float64 (eps = 2.2e-16) unless a plug-in computes in a lower precision; then that dtype's
 eps enters the same formulas.
 
+The rounding model (one for every oracle; docs/rounding.md): a quantity's rounding noise is *estimated* from the
+oracle's side, never declared by a spec author and never read from the result under test. Three facts enter it:
+the arithmetic inside the op (sums of K terms), the noise the op really carries at this point (measured on float32
+evaluations of the torch op: cancellation included), and the inputs' own rounding carried through the op (its
+condition). Every tolerance has a floor from the inputs' scale, so an exact 0 or an exact constant output does not
+collapse it to nothing -- except where the op really is locally constant (softmax cross-entropy of one class), where
+the floor is 0 too, and a gradient off by 2^-54 there is still seen.
+
 1. Two exact computations of the same quantity (PyTorch autograd, the loop reference, the implementation):
-   the only disagreement is rounding, bounded by the length K of the longest reduction (sum) that produced an
-   element (Higham, "Accuracy and Stability of Numerical Algorithms", sec. 3.1: |fl(sum) - sum| <= K eps sum|terms|).
+   the only disagreement is rounding. Norm-wise (infinity norm), the largest of
 
-       tol = ROUNDING_SAFETY * eps * K * scale,      scale = max(max|E|, max|M|, tiny)
+   1a. the arithmetic, worst case: ROUNDING_SAFETY * eps * K * max(max|E|, max|M|) (Higham, "Accuracy and
+       Stability of Numerical Algorithms", sec. 3.1: |fl(sum) - sum| <= K eps sum|terms|). M is the magnitude of
+       the summed terms: the same op on |inputs| with upstream gradient |dy| (exact for multilinear ops:
+       convolution, dense, pooling). A spec may still declare term sizes (``OpSpec.magnitudes``; relu_cnn keeps
+       its own, which whole-network checks read): nothing requires it any more.
+   1b. the measured noise: ESTIMATE_SAFETY * eps * max_r |q32_r - q64_r| / eps(float32), over PROBE_SAMPLES
+       realisations r: the torch op with its inputs stored and computed in float32, at the case and at points
+       jittered by PROBE_JITTER (``oracles.rounding_estimates``). It sees what |inputs| cannot: cancellation inside
+       the op (BatchNorm's dx over two elements, 1 - tanh^2, f (1 - f), softmax's y (dy - sum y dy), p - t, a
+       saturated sigmoid deep in a network: toolbox_cnn's db1) and the inputs' own rounding (logits of 800 move by
+       ~1e-13 in float64, ~5e-5 in float32). Scaled by eps(dtype) / eps(float32) to the plug-in's precision.
+   1c. the floor: ROUNDING_SAFETY * eps * sum_i |dq/dx_i| |x_i| (the inputs' rounding through the op, first
+       order); for the forward from the float64 gradient, sum_i |g_i| |x_i| / sum_j |dy_j| (for a loss exactly
+       sum_i |dL/dx_i| |x_i|): a cross-entropy whose exact loss is 0 gets eps, not 7.9e-323.
 
-   M is the magnitude of the summed terms: the same op evaluated on |inputs| with upstream gradient |dy| (exact
-   for multilinear ops such as convolution, the dense layer and pooling; an estimate of the terms' size for the
-   others). It keeps a sum that cancels (a bias gradient of 0.004 made of terms of size 1) from a false alarm.
-   Where a derivative cancels even on |inputs| (softmax's y_i (dy_i - sum_k y_k dy_k), 1 - tanh^2, f (1 - f),
-   softmax - t), the spec states its terms' sizes itself (``OpSpec.magnitudes``): y_i (|dy_i| + sum_k y_k |dy_k|),
-   |dy| (1 + y^2), |dy| f, (sum t) p + t. Measured: 1500 examples each, worst error 0.2 of the tolerance.
-   Norm-wise (infinity norm) rather than element-wise, for the same reason. With K <= 10^3 in generated cases this is <= 1e-11 in float64: a relative error of 1e-6 fails.
+   With K <= 10^3 in generated cases 1a is <= 2e-12 in float64, 1b and 1c of the order of eps times the op's
+   condition: a relative error of 1e-6 fails.
 
-2. Finite differences along a direction v (``cnn_gradcheck.finite_diff``). With step h, central differences at h, 2h, 4h
-   are combined by Richardson extrapolation into an O(h^6) estimate D6; the O(h^4) estimate D4 is kept beside it:
+2. Finite differences along a direction v (``cnn_gradcheck.finite_diff``). With step h, central differences at h/2,
+   h, 2h, 4h are combined by Richardson extrapolation into an O(h^8) estimate D8; D6(h/2) is kept beside it:
 
-       tol = FD_SAFETY * (|D4 - D6| + rounding) + FD_RESOLUTION * scale
-       rounding = sum|stencil weights| * eps * K * sum_i |dy_i| |y_i|      (the forward's rounding, amplified by 1/h)
-       scale    = max(sum_i |g_i v_i|, |D6|)                               (no cancellation in the scale)
+       tol   = FD_SAFETY * (|D6 - D8| + sum|stencil weights| * noise / h) + FD_RESOLUTION * scale
+       noise = output_noise(...): phi = <dy, f(a)>'s rounding in one evaluation (arithmetic with the realistic
+               sqrt(K) model, the measured float32 error vector, the moved input's own rounding eps |g (a + t v)|)
+       scale = max(sum_i |g_i v_i|, |D8|)                                   (no cancellation in the scale)
 
-   |D4 - D6| estimates the truncation error from the data (it bounds D6's error whenever the table is in its
-   asymptotic regime). FD_RESOLUTION is the oracle's claimed resolution: 1e-8 relative, a hundred times below the
-   1e-6 errors we must catch and above what finite differences can promise for a non-linear function when the
-   Richardson table is not yet asymptotic (for a 2-point difference the best possible is ~eps^(2/3) ~ 4e-11).
-   Errors below 1e-8 are the adjoint oracle's job.
+   |D6 - D8| estimates the truncation error from the data; one level fewer (|D4 - D6|) underestimated it tenfold
+   where two terms of the table nearly cancel (relu_cnn dW at 2000 examples). FD_RESOLUTION is the oracle's claimed
+   resolution: 1e-8 relative, a hundred times below the 1e-6 errors we must catch. Errors below 1e-8 are the
+   adjoint oracle's job.
+   Realistic model (``output_noise``): rounding errors of independent operations behave like independent random
+   variables (Higham sec. 2.8; Wilkinson), so a sum of K terms carries ~sqrt(K) eps |terms|, and <dy, errors>
+   over n outputs grows like the Euclidean norm, not the 1-norm: the worst case grows like n K relative to a scale
+   that grows like n, the realistic one like sqrt(n K) / n. The worst case is kept where it is the smaller.
 
 3. Adjoint (dot-product) test for arguments that enter linearly: <A u, v> = <u, A^T v> holds exactly, so only
    rounding separates the two sides:
@@ -62,7 +81,9 @@ eps enters the same formulas.
    1), sum_i |dy_i| max(|y_i|, M_i): a float32 output that cancels (y = 0.01 from terms of size 1) is rounded at
    eps * 1, not eps * 0.01, and the finite differences of it are that noisy.
    The stencil moves a value by at most FD_STENCIL_REACH; a case closer than KINK_CLEARANCE to a declared kink,
-   or whose one-sided differences do not double with the step (KINK_DOUBLING_BAND), gets a kink verdict. The
+   or whose one-sided differences do not double with the step (KINK_DOUBLING_BAND), gets a kink verdict; jumps
+   below ``jump_noise`` (the forward's noise at the plug-in's precision through the jump formula) are rounding,
+   not a kink (a float32 sigmoid). The
    adjoint test of a piecewise-linear argument moves values by at most ADJOINT_PIECEWISE_REACH (and at most
    ADJOINT_KINK_SHARE of the case's own kink distance); a relative second difference above
    AFFINE_SECOND_DIFFERENCE means the pieces changed.
@@ -71,7 +92,15 @@ eps enters the same formulas.
    values' scale would accept a zero, a negated or a doubled result. An exact comparison (policy 1) then fails
    with "no verdict possible at <dtype>" (a bfloat16 plug-in with long sums: check smaller configurations); an
    approximate oracle (finite differences of a float16 forward, the adjoint test in float16/bfloat16) reports
-   itself not applicable ("n/a") with the reason, and the exact oracles still decide.
+   itself not applicable ("n/a") with the reason, and the exact oracles still decide. Resolution is recorded on
+   every comparison (``resolution`` = tolerance / scale; the adjoint's divided by ADJOINT_VISIBLE_SHARE), and
+   ``resolves(resolution, discrepancy)`` says whether it could have seen a discrepancy another oracle found: a
+   pass that could not is no agreement ("cannot resolve this at float32").
+
+8. Repeatability (``cnn_gradcheck.calls``): a plug-in is called twice; the results may differ by another summation
+   order, ROUNDING_SAFETY * eps * K * max(|first|, |second|, max|dy| max(1, max|inputs|)) (policy 1a with the
+   terms' size a layer's sums can have), not by more (accumulated gradients differ by the whole gradient). A plug-in
+   declaring ``nondeterministic = True`` gets NONDETERMINISTIC_RTOL relative (or the bound it declares).
 """
 from __future__ import annotations
 
