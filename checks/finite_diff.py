@@ -20,6 +20,7 @@ it jump by O(1) instead. Then the oracle reports a kink, not a gradient mismatch
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -112,23 +113,44 @@ def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], ar
     """Directional finite-difference check of the gradient of one argument. ``magnitude``: the sizes of the
     forward's summed terms; ``forward_error``: the forward's rounding measured on a float32 evaluation (both from
     the oracle's side, policy 2's noise in ``tolerance.output_noise``)."""
-    x = np.asarray(arrays[name], dtype=np.float64)
+    return check_joint(forward, arrays, {name: grad}, dy, y0, {name: direction}, reduction_length, kink_reason,
+                       dtype, magnitude, forward_error, f"d{name}")
+
+
+def check_joint(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
+                grads: Mapping[str, np.ndarray], dy: np.ndarray, y0: np.ndarray,
+                directions: Mapping[str, np.ndarray], reduction_length: int, kink_reason: str = "",
+                dtype: str = "float64", magnitude=None, forward_error=None, quantity: str = "") -> Comparison:
+    """One directional check along a joint direction over several arguments: phi(t) = <dy, f(a + t v_a, ...)>,
+    phi'(0) = sum over the arguments of <g_a, v_a>. Eight forward calls whatever the number of arguments."""
     h = tolerance.FD_STEP
     dy = np.asarray(dy, dtype=np.float64)
+    start = {n: np.asarray(arrays[n], dtype=np.float64) for n in directions}
 
     def phi(t: float) -> float:
         moved = dict(arrays)
-        moved[name] = x + t * direction
+        for n, v in directions.items():
+            moved[n] = start[n] + t * v
         return float(np.sum(dy * np.asarray(forward(moved), dtype=np.float64)))
 
-    grad = np.asarray(grad, dtype=np.float64)
-    claimed = float(np.sum(grad * direction))
-    scale = float(np.sum(np.abs(grad * direction)))
-    # the moved input is stored at the plug-in's precision at every step: |g| (|x| + reach |v|) per element
-    reach = np.abs(x) + tolerance.FD_STENCIL_REACH * np.abs(direction)
-    sensitivity = float(np.sqrt(np.sum((grad * reach) ** 2)))
+    products = [np.asarray(grads[n], dtype=np.float64) * directions[n] for n in directions]
+    claimed = float(sum(np.sum(p) for p in products))
+    scale = float(sum(np.sum(np.abs(p)) for p in products))
+    # the moved inputs are stored at the plug-in's precision at every step: |g| (|x| + reach |v|) per element
+    sensitivity = math.sqrt(sum(float(np.sum((np.asarray(grads[n], dtype=np.float64)
+                                              * (np.abs(start[n]) + tolerance.FD_STENCIL_REACH * np.abs(v))) ** 2))
+                                for n, v in directions.items()))
     noise = tolerance.output_noise(dy, y0, reduction_length, dtype, magnitude, forward_error, sensitivity)
-    return directional_check(phi, float(np.sum(dy * y0)), claimed, scale, noise, h, f"d{name}", kink_reason, dtype)
+    return directional_check(phi, float(np.sum(dy * y0)), claimed, scale, noise, h, quantity, kink_reason, dtype)
+
+
+def balanced(directions: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The per-argument directions scaled so that every argument adds the same sum |g v| to the joint derivative
+    (the smallest one's; none is scaled up, so |v|_inf <= 1 holds): a 1e-6 error in a small bias gradient is not
+    diluted by a large weight gradient beside it. Arguments whose gradient is 0 keep their direction."""
+    sizes = {n: float(np.sum(np.abs(np.asarray(grads[n], dtype=np.float64) * v))) for n, v in directions.items()}
+    smallest = min((s for s in sizes.values() if s > 0), default=0.0)
+    return {n: v * (smallest / sizes[n] if sizes[n] > 0 else 1.0) for n, v in directions.items()}
 
 
 @dataclass

@@ -13,6 +13,7 @@ backward are evaluated once per case (``Evaluation``) and shared by every oracle
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 
 from . import finite_diff, tolerance
 from .adjoint import adjoint_oracle
-from .compare import Comparison, compare_arrays
+from .compare import PASS, Comparison, compare_arrays
 from .evaluation import Evaluation  # noqa: F401 -- re-exported: the record every oracle reads
 from .spec import Case, Implementation, OpSpec, as_grad_dict, derived, kink_distance, ordered_arrays, quantity_label
 
@@ -173,17 +174,26 @@ def _low_precision_magnitude(spec: OpSpec, case: Case, evaluation: Evaluation):
 
 def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
                              evaluation: Evaluation) -> list[Comparison]:
+    """One joint direction over all differentiable arguments first (8 forward calls, whatever their number); only
+    when it does not pass, one direction per argument, so that the report names the wrong gradient."""
     rng = np.random.default_rng(case.seed ^ 0x5EED)
     reason = kink_reason(spec, case)
-    out = []
-    for name in spec.differentiable:
-        grad = evaluation.grads[name]
-        v = finite_diff.direction_for(grad, rng)
-        out.append(finite_diff.check_argument(evaluation.forward, case.arrays, name, grad, case.dy, evaluation.y,
-                                              v, spec.reduction_length(case.config), reason,
-                                              evaluation.dtype, _low_precision_magnitude(spec, case, evaluation),
-                                              rounding_estimates(spec, case)["forward error"]))
-    return out
+    k = spec.reduction_length(case.config)
+    magnitude = _low_precision_magnitude(spec, case, evaluation)
+    error = rounding_estimates(spec, case)["forward error"]
+    grads = {n: evaluation.grads[n] for n in spec.differentiable}
+    directions = {n: finite_diff.direction_for(g, rng) for n, g in grads.items()}
+    if len(directions) > 1:
+        labels = [quantity_label(n) for n in directions]
+        joint = finite_diff.check_joint(evaluation.forward, case.arrays, grads, case.dy, evaluation.y,
+                                        finite_diff.balanced(directions, grads), k, reason, evaluation.dtype,
+                                        magnitude, error, " + ".join(labels))
+        if joint.verdict == PASS:
+            note = f"joint direction over {', '.join(labels)}: {joint.note}"
+            return [replace(joint, quantity=label, note=note) for label in labels]
+    return [finite_diff.check_argument(evaluation.forward, case.arrays, name, grads[name], case.dy, evaluation.y,
+                                       v, k, reason, evaluation.dtype, magnitude, error)
+            for name, v in directions.items()]
 
 
 #: name -> oracle; cnn_gradcheck.runner runs them in this order
