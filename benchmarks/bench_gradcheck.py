@@ -139,14 +139,16 @@ def jax_flags(spec, impl, case) -> tuple[bool, str]:
 
 def timed(run, counter, repeats: int, budget_s: float = float("inf")):
     """Median seconds of up to ``repeats`` runs (fewer once ``budget_s`` is spent); calls of the last run."""
-    times, flagged, note = [], False, ""
+    times, outside, flagged, note = [], [], False, ""
     for _ in range(repeats):
         counter.reset()
         start = time.perf_counter()
         flagged, note = run()
         times.append(time.perf_counter() - start)
+        outside.append(times[-1] - counter.forward_s - counter.backward_s)
         if sum(times) > budget_s:
             break
+    timed.overhead = statistics.median(outside)  # the checker's own time, outside the implementation's calls
     return statistics.median(times), counter.forward, counter.backward, flagged, note
 
 
@@ -154,6 +156,8 @@ def measure(spec, case, n_in, n_out, method, run_with, repeats, budget_s=float("
             detect=True) -> Row:
     impl, counter = torch_backed(spec)
     seconds, fwd, bwd, flagged, note = timed(lambda: run_with(impl), counter, repeats, budget_s)
+    if method == "harness":  # the fixed cost per case that the checker adds to the implementation's own calls
+        note = "; ".join(filter(None, [note, f"overhead {timed.overhead * 1e3:.2f} ms"]))
     row = Row(spec.name, n_in, n_out, method, seconds, fwd, bwd, flagged, note=note)
     for err in ERRORS:
         if detect:
