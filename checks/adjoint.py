@@ -139,8 +139,7 @@ def _check_argument(spec, impl, case, evaluation, name, rng) -> Comparison:
     y0 = np.asarray(evaluation.y, dtype=np.float64)
     curvature = abs(float(np.sum((y_plus + y_minus - 2 * y0) * v)))
     # a lower-precision plug-in's outputs carry its rounding: the second difference is then judged at that level
-    limit = tolerance.affine_limit(evaluation.dtype)
-    if curvature > limit * max(_norm(Ad) * _norm(v), tolerance.TINY):
+    if tolerance.pieces_changed(curvature, _norm(Ad) * _norm(v), evaluation.dtype):
         if name in spec.piecewise_linear_args:
             comparison.verdict = KINK
             comparison.note = (f"kink: the forward changed pieces within +-{t * np.max(np.abs(u)):.1e} of the "

@@ -82,11 +82,7 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
     # one-sided jumps at h, 2h, 4h: about h*phi'' (doubling) when smooth, O(1) and not doubling at a kink; the
     # forward's own rounding moves them by up to tolerance.jump_noise (policy 6), which is not a kink
     jumps = [(values[k][0] - 2 * phi0 + values[k][1]) / (k * h) for k in (1, 2, 4)]
-    rounding = tolerance.jump_noise(noise, h)
-    significant = abs(jumps[2]) > tolerance.KINK_JUMP * scale + rounding
-    doubling = all(abs(jumps[i + 1] - 2 * jumps[i]) <= tolerance.KINK_DOUBLING_BAND * abs(jumps[i + 1]) + rounding
-                   for i in range(2))
-    if kink_reason or (significant and not doubling):
+    if kink_reason or tolerance.jumps_show_kink(jumps, scale, noise, h):
         why = kink_reason or (
             f"the forward is not smooth within +-{tolerance.FD_STENCIL_REACH:.1e} along the test direction: "
             f"one-sided differences "

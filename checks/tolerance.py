@@ -322,10 +322,27 @@ def repeat_tolerance(first, second, reduction_length: int, dtype="float64", term
     return tol
 
 
+def jumps_show_kink(jumps, scale: float, noise: float, h: float) -> bool:
+    """Policy 6: one-sided jumps j_k at steps h, 2h, 4h show a kink when the largest is significant (above
+    KINK_JUMP of the derivative's scale plus the rounding's ``jump_noise``) and they do not double with the step
+    (within KINK_DOUBLING_BAND, plus the rounding), as a smooth function's h phi'' would."""
+    rounding = jump_noise(noise, h)
+    significant = abs(jumps[-1]) > KINK_JUMP * scale + rounding
+    doubling = all(abs(jumps[i + 1] - 2 * jumps[i]) <= KINK_DOUBLING_BAND * abs(jumps[i + 1]) + rounding
+                   for i in range(len(jumps) - 1))
+    return significant and not doubling
+
+
 def adjoint_tolerance(cauchy_schwarz_scale: float, dtype="float64") -> float:
     """Policy 3: the bound on |<Au, v> - <u, A^T v>|; for a lower-precision plug-in, ADJOINT_RTOL scaled by
     eps(dtype) / eps(float64) (policy 6)."""
     return ADJOINT_RTOL * eps_of(dtype) / eps_of("float64") * cauchy_schwarz_scale
+
+
+def pieces_changed(second_difference: float, scale: float, dtype="float64") -> bool:
+    """Policy 6: |<f(a+) + f(a-) - 2 f(a), v>| above affine_limit(dtype) * |A d| |v| means the map changed pieces
+    between a- and a+ (or is not affine)."""
+    return second_difference > affine_limit(dtype) * max(scale, TINY)
 
 
 def affine_limit(dtype="float64") -> float:
