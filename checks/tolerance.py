@@ -23,7 +23,8 @@ the floor is 0 too, and a gradient off by 2^-54 there is still seen.
        its own, which whole-network checks read): nothing requires it any more.
    1b. the measured noise: ESTIMATE_SAFETY * eps * max_r |q32_r - q64_r| / eps(float32), over PROBE_SAMPLES
        realisations r: the torch op with its inputs stored and computed in float32, at the case and at points
-       jittered by PROBE_JITTER (``oracles.rounding_estimates``). It sees what |inputs| cannot: cancellation inside
+       jittered by PROBE_JITTER (``oracles.rounding_estimates``; drawn lazily: one realisation first, all of them
+       only for a comparison that would fail with one, since more can only widen the tolerance). It sees what |inputs| cannot: cancellation inside
        the op (BatchNorm's dx over two elements, 1 - tanh^2, f (1 - f), softmax's y (dy - sum y dy), p - t, a
        saturated sigmoid deep in a network: toolbox_cnn's db1) and the inputs' own rounding (logits of 800 move by
        ~1e-13 in float64, ~5e-5 in float32). Scaled by eps(dtype) / eps(float32) to the plug-in's precision.
