@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import platform
 import statistics
@@ -30,11 +31,13 @@ import time
 from dataclasses import dataclass, field
 from unittest import mock
 
+import numpy as np
 import torch
 
 from cnn_gradcheck.oracles import ORACLES
 from cnn_gradcheck.registry import all_specs
 from cnn_gradcheck.runner import check_case
+from cnn_gradcheck.spec import as_grad_dict
 
 from .sizes import FAMILIES, config_near, input_elements
 from .torch_backed import as_autograd_function, torch_backed
@@ -48,6 +51,8 @@ FULL_JACOBIAN_CAP = 1.5e8
 FULL_INPUT_CAP = 2e4
 #: planted-error runs of full gradcheck only where one check takes less than this (seconds)
 FULL_DETECTION_BUDGET_S = 2.0
+#: JAX's check_grads is a row only where jax is importable
+JAX = importlib.util.find_spec("jax") is not None
 #: the harness's oracles for this benchmark: those independent of a second implementation
 HARNESS_ORACLES = tuple(name for name in ORACLES if name == "finite differences" or "adjoint" in name)
 
@@ -91,16 +96,59 @@ def gradcheck_flags(spec, impl, case, fast: bool) -> tuple[bool, str]:
     return not ok, ""
 
 
+def jax_flags(spec, impl, case) -> tuple[bool, str]:
+    """JAX's ``jax.test_util.check_grads`` (order 1, reverse mode: one random projection, like fast gradcheck) on the
+    same numpy implementation, reached through ``jax.pure_callback`` under a ``jax.custom_vjp``. Only when jax is
+    importable (``make bench`` adds the row then); float64 enabled."""
+    import jax
+    import jax.numpy as jnp
+    from jax.test_util import check_grads
+
+    jax.config.update("jax_enable_x64", True)
+    hyper = spec.hyper(case.config)
+    names = list(spec.differentiable)
+    fixed = {n: a for n, a in case.arrays.items() if n not in names}
+    out_shape = jax.ShapeDtypeStruct(tuple(case.dy.shape), jnp.float64)
+
+    def arrays_of(values):
+        return [dict(zip(names, values), **fixed)[n] for n in spec.arg_names]
+
+    @jax.custom_vjp
+    def f(*values):
+        return jax.pure_callback(lambda *v: np.asarray(impl.forward(*arrays_of([np.asarray(a) for a in v]),
+                                                                     **hyper), dtype=np.float64), out_shape, *values)
+
+    def f_fwd(*values):
+        return f(*values), values
+
+    def f_bwd(values, dy):
+        shapes = tuple(jax.ShapeDtypeStruct(np.shape(case.arrays[n]), jnp.float64) for n in names)
+        grads = jax.pure_callback(
+            lambda d, *v: tuple(np.asarray(g, dtype=np.float64) for g in as_grad_dict(
+                spec, impl.backward(np.asarray(d), *arrays_of([np.asarray(a) for a in v]), **hyper)).values()),
+            shapes, dy, *values)
+        return tuple(grads)
+
+    f.defvjp(f_fwd, f_bwd)
+    try:
+        check_grads(f, tuple(jnp.asarray(case.arrays[n]) for n in names), order=1, modes=["rev"])
+    except AssertionError:
+        return True, ""
+    return False, ""
+
+
 def timed(run, counter, repeats: int, budget_s: float = float("inf")):
     """Median seconds of up to ``repeats`` runs (fewer once ``budget_s`` is spent); calls of the last run."""
-    times, flagged, note = [], False, ""
+    times, outside, flagged, note = [], [], False, ""
     for _ in range(repeats):
         counter.reset()
         start = time.perf_counter()
         flagged, note = run()
         times.append(time.perf_counter() - start)
+        outside.append(times[-1] - counter.forward_s - counter.backward_s)
         if sum(times) > budget_s:
             break
+    timed.overhead = statistics.median(outside)  # the checker's own time, outside the implementation's calls
     return statistics.median(times), counter.forward, counter.backward, flagged, note
 
 
@@ -108,6 +156,8 @@ def measure(spec, case, n_in, n_out, method, run_with, repeats, budget_s=float("
             detect=True) -> Row:
     impl, counter = torch_backed(spec)
     seconds, fwd, bwd, flagged, note = timed(lambda: run_with(impl), counter, repeats, budget_s)
+    if method == "harness":  # the fixed cost per case that the checker adds to the implementation's own calls
+        note = "; ".join(filter(None, [note, f"overhead {timed.overhead * 1e3:.2f} ms"]))
     row = Row(spec.name, n_in, n_out, method, seconds, fwd, bwd, flagged, note=note)
     for err in ERRORS:
         if detect:
@@ -145,6 +195,9 @@ def bench_op(spec, family, sizes, repeats, full=True) -> list[Row]:
                             lambda impl: harness_flags(spec, impl, case), repeats))
         rows.append(measure(spec, case, n_in, n_out, "gradcheck fast",
                             lambda impl: gradcheck_flags(spec, impl, case, True), repeats))
+        if JAX:
+            rows.append(measure(spec, case, n_in, n_out, "jax check_grads",
+                                lambda impl: jax_flags(spec, impl, case), repeats))
         if not full or n_in * n_out > FULL_JACOBIAN_CAP or n_in > FULL_INPUT_CAP:
             rows.append(full_estimate(spec, case, n_in, n_out))
         else:
@@ -158,7 +211,7 @@ def bench_op(spec, family, sizes, repeats, full=True) -> list[Row]:
             else:
                 row.note = f"planted errors not run (one check takes {row.seconds:.1f} s)"
             rows.append(row)
-        for row in rows[-3:]:
+        for row in rows[-(4 if JAX else 3):]:
             print(f"  {format_row(row)}", flush=True)
     return rows
 
@@ -236,6 +289,8 @@ def main(argv=None) -> list[Row]:
     sizes = [float(s) for s in args.sizes.split(",") if s]
     print(f"machine: {machine()}")
     print(f"harness oracles: {', '.join(HARNESS_ORACLES)}; gradcheck: defaults (eps 1e-6, atol 1e-5, rtol 1e-3)")
+    print("jax check_grads: " + ("a row per case (order 1, reverse mode, default tolerances)" if JAX
+                                 else "no row (jax is not importable here)"))
     rows = []
     start = time.perf_counter()
     for op in ops:

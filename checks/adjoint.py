@@ -64,13 +64,16 @@ def check_pair(quantity: str, Au, v, u, ATv, note: str = "", dtype: str = "float
     """One dot-product test as a Comparison (for the oracle, and for any linear map with a claimed transpose)."""
     lhs, rhs, err, scale = dot_product_test(Au, v, u, ATv)
     tol = tolerance.adjoint_tolerance(scale, dtype)
+    # in terms of the gradient's own relative error: with v aligned, an error e shows as about e / 2
+    resolution = tolerance.resolution(tol, scale) / tolerance.ADJOINT_VISIBLE_SHARE
     if tolerance.too_coarse(tol, scale):  # policy 7: in float16/bfloat16 the bound exceeds Cauchy-Schwarz itself
         return Comparison(ORACLE, quantity, NA, err, err / scale, tol, None, lhs, rhs,
                           note=f"not applicable: at {dtype} the adjoint tolerance is {tol / scale:.0%} of the "
-                               f"Cauchy-Schwarz bound, which decides nothing")
+                               f"Cauchy-Schwarz bound, which decides nothing", resolution=resolution)
     verdict = PASS if err <= tol else FAIL
     return Comparison(ORACLE, quantity, verdict, err, err / scale, tol, None, lhs, rhs,
-                      note=note or f"<A u, v> = {lhs:.17g} (forward) vs <u, A^T v> = {rhs:.17g} (backward)")
+                      note=note or f"<A u, v> = {lhs:.17g} (forward) vs <u, A^T v> = {rhs:.17g} (backward)",
+                      resolution=resolution)
 
 
 def step_for(spec: OpSpec, name: str, case: Case, u: np.ndarray) -> float:
@@ -136,8 +139,7 @@ def _check_argument(spec, impl, case, evaluation, name, rng) -> Comparison:
     y0 = np.asarray(evaluation.y, dtype=np.float64)
     curvature = abs(float(np.sum((y_plus + y_minus - 2 * y0) * v)))
     # a lower-precision plug-in's outputs carry its rounding: the second difference is then judged at that level
-    limit = tolerance.affine_limit(evaluation.dtype)
-    if curvature > limit * max(_norm(Ad) * _norm(v), tolerance.TINY):
+    if tolerance.pieces_changed(curvature, _norm(Ad) * _norm(v), evaluation.dtype):
         if name in spec.piecewise_linear_args:
             comparison.verdict = KINK
             comparison.note = (f"kink: the forward changed pieces within +-{t * np.max(np.abs(u)):.1e} of the "

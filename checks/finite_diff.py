@@ -3,12 +3,16 @@
 For an argument a, a direction v and the upstream gradient dy, the scalar phi(t) = <dy, f(a + t v)> has
 phi'(0) = <dE/da, v>, which the backward claims is sum_i g_i v_i. Central differences
 
-    D(h) = (phi(h) - phi(-h)) / 2h                       error O(h^2)
-    D4   = (4 D(h) - D(2h)) / 3                          error O(h^4)
-    D6   = (16 D4(h) - D4(2h)) / 15                      error O(h^6)
+    D(h)  = (phi(h) - phi(-h)) / 2h                      error O(h^2),  at steps h/2, h, 2h, 4h
+    D4(h) = (4 D(h) - D(2h)) / 3                         error O(h^4)
+    D6(h) = (16 D4(h) - D4(2h)) / 15                     error O(h^6),  at h/2 and h
+    D8    = (64 D6(h/2) - D6(h)) / 63                    error O(h^8)
 
-cost 6 forward calls per direction, whatever the number of elements: the check's cost does not grow with the
-input. |D4 - D6| estimates the truncation error (tolerance policy 2 in ``cnn_gradcheck.tolerance``).
+cost 8 forward calls per direction, whatever the number of elements: the check's cost does not grow with the
+input. |D6(h/2) - D8| estimates the truncation error (tolerance policy 2 in ``cnn_gradcheck.tolerance``). One level
+fewer (D6 judged by |D4 - D6|) was not enough: where the h^4 and h^6 terms of the table nearly cancel at h, |D4 - D6|
+underestimates D6's error tenfold (relu_cnn, seed 4678: D6 off by 1.05e-4, estimate 1.0e-5); the last level's
+change then still bounds its error (there: 1.6e-6 against a true 3e-8).
 
 One-sided differences from the same evaluations reveal kinks: for a smooth function
 (phi(h) - phi(0))/h - (phi(0) - phi(-h))/h = h phi''(0) + O(h^3) doubles with h; a kink inside the stencil makes
@@ -16,6 +20,7 @@ it jump by O(1) instead. Then the oracle reports a kink, not a gradient mismatch
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -24,28 +29,26 @@ import numpy as np
 from . import tolerance
 from .compare import FAIL, KINK, NA, PASS, Comparison
 
-# D6 written as weights on the differences phi(kh) - phi(-kh), k = 1, 2, 4 (computed from the table, not typed)
+#: the steps of the stencil, in units of h
+STEPS = (0.5, 1, 2, 4)
 
 
-def _richardson_weights() -> dict[int, float]:
-    d = {1: {1: 0.5}, 2: {2: 0.25}, 4: {4: 0.125}}  # D(kh) = (phi(kh) - phi(-kh)) / (2 k h)
-
-    def combine(a, b, p, q):  # (p*a - q*b) / (p - q)
-        out = {}
-        for k, w in a.items():
-            out[k] = out.get(k, 0.0) + p * w / (p - q)
-        for k, w in b.items():
-            out[k] = out.get(k, 0.0) - q * w / (p - q)
-        return out
-
-    d4_h = combine(d[1], d[2], 4, 1)
-    d4_2h = combine(d[2], d[4], 4, 1)
-    return combine(d4_h, d4_2h, 16, 1)
+def _richardson(d: dict) -> tuple:
+    """The Richardson table from central differences d[k] = D(k h): (D6(h/2), D8). ``combine`` works on numbers
+    and on weight dictionaries alike (the weights give the rounding amplification below)."""
+    def combine(a, b, p):  # (p a - b) / (p - 1)
+        if isinstance(a, dict):
+            return {k: (p * a.get(k, 0.0) - b.get(k, 0.0)) / (p - 1) for k in set(a) | set(b)}
+        return (p * a - b) / (p - 1)
+    d4 = {k: combine(d[k], d[2 * k], 4) for k in STEPS[:-1]}
+    d6 = {k: combine(d4[k], d4[2 * k], 16) for k in STEPS[:-2]}
+    return d6[0.5], combine(d6[0.5], d6[1], 64)
 
 
-D6_WEIGHTS = _richardson_weights()
-#: sum of |weights| over the six evaluations: how much the forward's rounding is amplified (times 1/h)
-D6_NOISE = 2 * sum(abs(w) for w in D6_WEIGHTS.values())
+#: D8 written as weights on the differences phi(kh) - phi(-kh) (computed from the table, not typed)
+D8_WEIGHTS = _richardson({k: {k: 1 / (2 * k)} for k in STEPS})[1]
+#: sum of |weights| over the eight evaluations: how much the forward's rounding is amplified (times 1/h)
+D8_NOISE = 2 * sum(abs(w) for w in D8_WEIGHTS.values())
 
 
 def direction_for(grad: np.ndarray, rng: np.random.Generator, aligned: bool = True) -> np.ndarray:
@@ -68,39 +71,35 @@ def directional_check(phi: Callable[[float], float], phi0: float, claimed: float
     scale: sum_i |g_i v_i| (the claimed derivative without cancellation); noise: the rounding noise of one
     evaluation of phi (``tolerance.output_noise``), which the differences amplify by 1/h.
     """
-    values = {k: (phi(k * h), phi(-k * h)) for k in (1, 2, 4)}
-    d = {k: (p - m) / (2 * k * h) for k, (p, m) in values.items()}
-    d4_h = (4 * d[1] - d[2]) / 3
-    d4_2h = (4 * d[2] - d[4]) / 3
-    d6 = (16 * d4_h - d4_2h) / 15
-    scale = max(scale, abs(d6), tolerance.TINY)
-    truncation = abs(d4_h - d6)
-    tol = tolerance.fd_tolerance(truncation, noise, D6_NOISE, h, scale)
-    err = abs(claimed - d6)
+    values = {k: (phi(k * h), phi(-k * h)) for k in STEPS}
+    d6, d8 = _richardson({k: (p - m) / (2 * k * h) for k, (p, m) in values.items()})
+    scale = max(scale, abs(d8), tolerance.TINY)
+    truncation = abs(d6 - d8)
+    tol = tolerance.fd_tolerance(truncation, noise, D8_NOISE, h, scale)
+    resolution = tolerance.resolution(tol, scale)
+    err = abs(claimed - d8)
 
     # one-sided jumps at h, 2h, 4h: about h*phi'' (doubling) when smooth, O(1) and not doubling at a kink; the
     # forward's own rounding moves them by up to tolerance.jump_noise (policy 6), which is not a kink
     jumps = [(values[k][0] - 2 * phi0 + values[k][1]) / (k * h) for k in (1, 2, 4)]
-    rounding = tolerance.jump_noise(noise, h)
-    significant = abs(jumps[2]) > tolerance.KINK_JUMP * scale + rounding
-    doubling = all(abs(jumps[i + 1] - 2 * jumps[i]) <= tolerance.KINK_DOUBLING_BAND * abs(jumps[i + 1]) + rounding
-                   for i in range(2))
-    if kink_reason or (significant and not doubling):
+    if kink_reason or tolerance.jumps_show_kink(jumps, scale, noise, h):
         why = kink_reason or (
             f"the forward is not smooth within +-{tolerance.FD_STENCIL_REACH:.1e} along the test direction: "
             f"one-sided differences "
             f"jump by {jumps[0]:.3e}, {jumps[1]:.3e}, {jumps[2]:.3e} at steps h, 2h, 4h instead of growing in "
             f"proportion to h")
-        return Comparison("finite differences", quantity, KINK, err, err / scale, tol, None, d6, claimed,
-                          note=f"kink: {why}; this point is not differentiable, so no gradient verdict is given")
+        return Comparison("finite differences", quantity, KINK, err, err / scale, tol, None, d8, claimed,
+                          note=f"kink: {why}; this point is not differentiable, so no gradient verdict is given",
+                          resolution=resolution)
     if tolerance.too_coarse(tol, scale):  # policy 7: the forward's rounding, amplified by 1/h, swamps the derivative
-        return Comparison("finite differences", quantity, NA, err, err / scale, tol, None, d6, claimed,
+        return Comparison("finite differences", quantity, NA, err, err / scale, tol, None, d8, claimed,
                           note=f"not applicable: at {dtype} the forward's rounding amplified by 1/h gives a tolerance "
-                               f"of {tol / scale:.0%} of the derivative's scale, which decides nothing")
+                               f"of {tol / scale:.0%} of the derivative's scale, which decides nothing",
+                          resolution=resolution)
     verdict = PASS if err <= tol else FAIL
-    return Comparison("finite differences", quantity, verdict, err, err / scale, tol, None, d6, claimed,
+    return Comparison("finite differences", quantity, verdict, err, err / scale, tol, None, d8, claimed,
                       note=f"directional derivative <{quantity}, v> (h={h:.1e}, truncation estimate "
-                           f"{truncation:.1e})")
+                           f"{truncation:.1e})", resolution=resolution)
 
 
 def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
@@ -110,28 +109,49 @@ def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], ar
     """Directional finite-difference check of the gradient of one argument. ``magnitude``: the sizes of the
     forward's summed terms; ``forward_error``: the forward's rounding measured on a float32 evaluation (both from
     the oracle's side, policy 2's noise in ``tolerance.output_noise``)."""
-    x = np.asarray(arrays[name], dtype=np.float64)
+    return check_joint(forward, arrays, {name: grad}, dy, y0, {name: direction}, reduction_length, kink_reason,
+                       dtype, magnitude, forward_error, f"d{name}")
+
+
+def check_joint(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
+                grads: Mapping[str, np.ndarray], dy: np.ndarray, y0: np.ndarray,
+                directions: Mapping[str, np.ndarray], reduction_length: int, kink_reason: str = "",
+                dtype: str = "float64", magnitude=None, forward_error=None, quantity: str = "") -> Comparison:
+    """One directional check along a joint direction over several arguments: phi(t) = <dy, f(a + t v_a, ...)>,
+    phi'(0) = sum over the arguments of <g_a, v_a>. Eight forward calls whatever the number of arguments."""
     h = tolerance.FD_STEP
     dy = np.asarray(dy, dtype=np.float64)
+    start = {n: np.asarray(arrays[n], dtype=np.float64) for n in directions}
 
     def phi(t: float) -> float:
         moved = dict(arrays)
-        moved[name] = x + t * direction
+        for n, v in directions.items():
+            moved[n] = start[n] + t * v
         return float(np.sum(dy * np.asarray(forward(moved), dtype=np.float64)))
 
-    grad = np.asarray(grad, dtype=np.float64)
-    claimed = float(np.sum(grad * direction))
-    scale = float(np.sum(np.abs(grad * direction)))
-    # the moved input is stored at the plug-in's precision at every step: |g| (|x| + reach |v|) per element
-    reach = np.abs(x) + tolerance.FD_STENCIL_REACH * np.abs(direction)
-    sensitivity = float(np.sqrt(np.sum((grad * reach) ** 2)))
+    products = [np.asarray(grads[n], dtype=np.float64) * directions[n] for n in directions]
+    claimed = float(sum(np.sum(p) for p in products))
+    scale = float(sum(np.sum(np.abs(p)) for p in products))
+    # the moved inputs are stored at the plug-in's precision at every step: |g| (|x| + reach |v|) per element
+    sensitivity = math.sqrt(sum(float(np.sum((np.asarray(grads[n], dtype=np.float64)
+                                              * (np.abs(start[n]) + tolerance.FD_STENCIL_REACH * np.abs(v))) ** 2))
+                                for n, v in directions.items()))
     noise = tolerance.output_noise(dy, y0, reduction_length, dtype, magnitude, forward_error, sensitivity)
-    return directional_check(phi, float(np.sum(dy * y0)), claimed, scale, noise, h, f"d{name}", kink_reason, dtype)
+    return directional_check(phi, float(np.sum(dy * y0)), claimed, scale, noise, h, quantity, kink_reason, dtype)
+
+
+def balanced(directions: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The per-argument directions scaled so that every argument adds the same sum |g v| to the joint derivative
+    (the smallest one's; none is scaled up, so |v|_inf <= 1 holds): a 1e-6 error in a small bias gradient is not
+    diluted by a large weight gradient beside it. Arguments whose gradient is 0 keep their direction."""
+    sizes = {n: float(np.sum(np.abs(np.asarray(grads[n], dtype=np.float64) * v))) for n, v in directions.items()}
+    smallest = min((s for s in sizes.values() if s > 0), default=0.0)
+    return {n: v * (smallest / sizes[n] if sizes[n] > 0 else 1.0) for n, v in directions.items()}
 
 
 @dataclass
 class ElementwiseGradient:
-    """dy^T J estimated one element at a time: ``estimate`` holds the D6 values; ``elements`` (when a claimed
+    """dy^T J estimated one element at a time: ``estimate`` holds the D8 values; ``elements`` (when a claimed
     gradient was given) maps each index to its directional_check along the unit direction of that element, judged
     by tolerance policy 2 with that element's own truncation and rounding estimates."""
 
@@ -144,7 +164,7 @@ def fd_gradient(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], array
                 reduction_length: int = 1, kink_reason: str = "", dtype: str = "float64",
                 magnitude=None, forward_error=None) -> ElementwiseGradient:
     """The full vector-Jacobian product dy^T J by finite differences, one unit direction e_i per element
-    (6 forward calls per element: only for small inputs, whole-network checks and locating a failure). Each
+    (8 forward calls per element: only for small inputs, whole-network checks and locating a failure). Each
     element is check_argument along e_i, so the Richardson, truncation, rounding and kink logic is the
     directional check's; ``claimed`` (the gradient to judge, default zeros) gives the elements' verdicts."""
     x = np.asarray(arrays[name], dtype=np.float64)

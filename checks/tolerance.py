@@ -5,32 +5,52 @@ passes when |G - E| <= tol, with tol built from the precision of the arithmetic 
 step. All checks run in float64 (eps = 2.2e-16) unless a plug-in computes in a lower precision; then that dtype's
 eps enters the same formulas.
 
+The rounding model (one for every oracle; docs/rounding.md): a quantity's rounding noise is *estimated* from the
+oracle's side, never declared by a spec author and never read from the result under test. Three facts enter it:
+the arithmetic inside the op (sums of K terms), the noise the op really carries at this point (measured on float32
+evaluations of the torch op: cancellation included), and the inputs' own rounding carried through the op (its
+condition). Every tolerance has a floor from the inputs' scale, so an exact 0 or an exact constant output does not
+collapse it to nothing -- except where the op really is locally constant (softmax cross-entropy of one class), where
+the floor is 0 too, and a gradient off by 2^-54 there is still seen.
+
 1. Two exact computations of the same quantity (PyTorch autograd, the loop reference, the implementation):
-   the only disagreement is rounding, bounded by the length K of the longest reduction (sum) that produced an
-   element (Higham, "Accuracy and Stability of Numerical Algorithms", sec. 3.1: |fl(sum) - sum| <= K eps sum|terms|).
+   the only disagreement is rounding. Norm-wise (infinity norm), the largest of
 
-       tol = ROUNDING_SAFETY * eps * K * scale,      scale = max(max|E|, max|M|, tiny)
+   1a. the arithmetic, worst case: ROUNDING_SAFETY * eps * K * max(max|E|, max|M|) (Higham, "Accuracy and
+       Stability of Numerical Algorithms", sec. 3.1: |fl(sum) - sum| <= K eps sum|terms|). M is the magnitude of
+       the summed terms: the same op on |inputs| with upstream gradient |dy| (exact for multilinear ops:
+       convolution, dense, pooling). A spec may still declare term sizes (``OpSpec.magnitudes``; relu_cnn keeps
+       its own, which whole-network checks read): nothing requires it any more.
+   1b. the measured noise: ESTIMATE_SAFETY * eps * max_r |q32_r - q64_r| / eps(float32), over PROBE_SAMPLES
+       realisations r: the torch op with its inputs stored and computed in float32, at the case and at points
+       jittered by PROBE_JITTER (``oracles.rounding_estimates``; drawn lazily: one realisation first, all of them
+       only for a comparison that would fail with one, since more can only widen the tolerance). It sees what |inputs| cannot: cancellation inside
+       the op (BatchNorm's dx over two elements, 1 - tanh^2, f (1 - f), softmax's y (dy - sum y dy), p - t, a
+       saturated sigmoid deep in a network: toolbox_cnn's db1) and the inputs' own rounding (logits of 800 move by
+       ~1e-13 in float64, ~5e-5 in float32). Scaled by eps(dtype) / eps(float32) to the plug-in's precision.
+   1c. the floor: ROUNDING_SAFETY * eps * sum_i |dq/dx_i| |x_i| (the inputs' rounding through the op, first
+       order); for the forward from the float64 gradient, sum_i |g_i| |x_i| / sum_j |dy_j| (for a loss exactly
+       sum_i |dL/dx_i| |x_i|): a cross-entropy whose exact loss is 0 gets eps, not 7.9e-323.
 
-   M is the magnitude of the summed terms: the same op evaluated on |inputs| with upstream gradient |dy| (exact
-   for multilinear ops such as convolution, the dense layer and pooling; an estimate of the terms' size for the
-   others). It keeps a sum that cancels (a bias gradient of 0.004 made of terms of size 1) from a false alarm.
-   Where a derivative cancels even on |inputs| (softmax's y_i (dy_i - sum_k y_k dy_k), 1 - tanh^2, f (1 - f),
-   softmax - t), the spec states its terms' sizes itself (``OpSpec.magnitudes``): y_i (|dy_i| + sum_k y_k |dy_k|),
-   |dy| (1 + y^2), |dy| f, (sum t) p + t. Measured: 1500 examples each, worst error 0.2 of the tolerance.
-   Norm-wise (infinity norm) rather than element-wise, for the same reason. With K <= 10^3 in generated cases this is <= 1e-11 in float64: a relative error of 1e-6 fails.
+   With K <= 10^3 in generated cases 1a is <= 2e-12 in float64, 1b and 1c of the order of eps times the op's
+   condition: a relative error of 1e-6 fails.
 
-2. Finite differences along a direction v (``cnn_gradcheck.finite_diff``). With step h, central differences at h, 2h, 4h
-   are combined by Richardson extrapolation into an O(h^6) estimate D6; the O(h^4) estimate D4 is kept beside it:
+2. Finite differences along a direction v (``cnn_gradcheck.finite_diff``). With step h, central differences at h/2,
+   h, 2h, 4h are combined by Richardson extrapolation into an O(h^8) estimate D8; D6(h/2) is kept beside it:
 
-       tol = FD_SAFETY * (|D4 - D6| + rounding) + FD_RESOLUTION * scale
-       rounding = sum|stencil weights| * eps * K * sum_i |dy_i| |y_i|      (the forward's rounding, amplified by 1/h)
-       scale    = max(sum_i |g_i v_i|, |D6|)                               (no cancellation in the scale)
+       tol   = FD_SAFETY * (|D6 - D8| + sum|stencil weights| * noise / h) + FD_RESOLUTION * scale
+       noise = output_noise(...): phi = <dy, f(a)>'s rounding in one evaluation (arithmetic with the realistic
+               sqrt(K) model, the measured float32 error vector, the moved input's own rounding eps |g (a + t v)|)
+       scale = max(sum_i |g_i v_i|, |D8|)                                   (no cancellation in the scale)
 
-   |D4 - D6| estimates the truncation error from the data (it bounds D6's error whenever the table is in its
-   asymptotic regime). FD_RESOLUTION is the oracle's claimed resolution: 1e-8 relative, a hundred times below the
-   1e-6 errors we must catch and above what finite differences can promise for a non-linear function when the
-   Richardson table is not yet asymptotic (for a 2-point difference the best possible is ~eps^(2/3) ~ 4e-11).
-   Errors below 1e-8 are the adjoint oracle's job.
+   |D6 - D8| estimates the truncation error from the data; one level fewer (|D4 - D6|) underestimated it tenfold
+   where two terms of the table nearly cancel (relu_cnn dW at 2000 examples). FD_RESOLUTION is the oracle's claimed
+   resolution: 1e-8 relative, a hundred times below the 1e-6 errors we must catch. Errors below 1e-8 are the
+   adjoint oracle's job.
+   Realistic model (``output_noise``): rounding errors of independent operations behave like independent random
+   variables (Higham sec. 2.8; Wilkinson), so a sum of K terms carries ~sqrt(K) eps |terms|, and <dy, errors>
+   over n outputs grows like the Euclidean norm, not the 1-norm: the worst case grows like n K relative to a scale
+   that grows like n, the realistic one like sqrt(n K) / n. The worst case is kept where it is the smaller.
 
 3. Adjoint (dot-product) test for arguments that enter linearly: <A u, v> = <u, A^T v> holds exactly, so only
    rounding separates the two sides:
@@ -62,7 +82,9 @@ eps enters the same formulas.
    1), sum_i |dy_i| max(|y_i|, M_i): a float32 output that cancels (y = 0.01 from terms of size 1) is rounded at
    eps * 1, not eps * 0.01, and the finite differences of it are that noisy.
    The stencil moves a value by at most FD_STENCIL_REACH; a case closer than KINK_CLEARANCE to a declared kink,
-   or whose one-sided differences do not double with the step (KINK_DOUBLING_BAND), gets a kink verdict. The
+   or whose one-sided differences do not double with the step (KINK_DOUBLING_BAND), gets a kink verdict; jumps
+   below ``jump_noise`` (the forward's noise at the plug-in's precision through the jump formula) are rounding,
+   not a kink (a float32 sigmoid). The
    adjoint test of a piecewise-linear argument moves values by at most ADJOINT_PIECEWISE_REACH (and at most
    ADJOINT_KINK_SHARE of the case's own kink distance); a relative second difference above
    AFFINE_SECOND_DIFFERENCE means the pieces changed.
@@ -71,7 +93,15 @@ eps enters the same formulas.
    values' scale would accept a zero, a negated or a doubled result. An exact comparison (policy 1) then fails
    with "no verdict possible at <dtype>" (a bfloat16 plug-in with long sums: check smaller configurations); an
    approximate oracle (finite differences of a float16 forward, the adjoint test in float16/bfloat16) reports
-   itself not applicable ("n/a") with the reason, and the exact oracles still decide.
+   itself not applicable ("n/a") with the reason, and the exact oracles still decide. Resolution is recorded on
+   every comparison (``resolution`` = tolerance / scale; the adjoint's divided by ADJOINT_VISIBLE_SHARE), and
+   ``resolves(resolution, discrepancy)`` says whether it could have seen a discrepancy another oracle found: a
+   pass that could not is no agreement ("cannot resolve this at float32").
+
+8. Repeatability (``cnn_gradcheck.calls``): a plug-in is called twice; the results may differ by another summation
+   order, ROUNDING_SAFETY * eps * K * max(|first|, |second|, max|dy| max(1, max|inputs|)) (policy 1a with the
+   terms' size a layer's sums can have), not by more (accumulated gradients differ by the whole gradient). A plug-in
+   declaring ``nondeterministic = True`` gets NONDETERMINISTIC_RTOL relative (or the bound it declares).
 """
 from __future__ import annotations
 
@@ -88,10 +118,13 @@ ROUNDING_SAFETY = 8.0
 ESTIMATE_SAFETY = 16.0
 #: the precision of the second, noise-measuring evaluation of the oracle (policy 1b)
 PROBE_DTYPE = "float32"
-#: rounding realisations drawn by the probe (the others with inputs jittered below eps(float32)): one realisation
-#: of a two-element quantity is small by chance one time in ten (ratio up to 300 in 300 seeds), the largest of three
-#: up to 9 times
+#: rounding realisations drawn by the probe (the others at jittered inputs): one realisation of a two-element
+#: quantity is small by chance one time in ten (ratio up to 300 in 300 seeds), the largest of three rarely
 PROBE_SAMPLES = 3
+#: relative move of the inputs for the probe's further realisations: far above eps(float32), so that intermediates
+#: (tanh(x) near 1, whose ulp is larger than 1 - tanh^2) round afresh; far below MARGIN / |x|, so that no kink is
+#: reached (and only where the case's kink distance allows)
+PROBE_JITTER = 2.0**-12
 #: multiplies the finite-difference error estimate (truncation + rounding)
 FD_SAFETY = 10.0
 #: relative resolution claimed by the finite-difference oracle
@@ -101,6 +134,12 @@ FD_RESOLUTION = 1e-8
 FD_STEP = 1e-3
 #: relative discrepancy allowed by the adjoint (dot-product) test in float64
 ADJOINT_RTOL = 1e-12
+#: relative difference allowed between two identical calls of a plug-in that declares ``nondeterministic = True``
+#: (atomics in a GPU kernel): loose against rounding, tight against a gradient error the oracles must catch
+NONDETERMINISTIC_RTOL = 1e-9
+#: a backward off by a relative e shows in the adjoint test's relative discrepancy as about e / 2 (v aligned with
+#: A d, ``cnn_gradcheck.adjoint``): its resolution, in terms of the gradient's relative error, is twice tol / scale
+ADJOINT_VISIBLE_SHARE = 0.5
 #: distance kept by generated inputs from non-differentiable points (data units); the stencil reaches 4 * FD_STEP
 MARGIN = 1e-2
 #: relative disagreement of parameters and losses allowed between two implementations trained step for step
@@ -184,6 +223,19 @@ def rounding_tolerance(expected: np.ndarray, reduction_length: int, dtype="float
     return tol
 
 
+def resolution(tolerance_: float, scale: float) -> float:
+    """Policy 7: the relative resolution of a comparison, tolerance / scale: a relative discrepancy below it
+    passes unseen."""
+    return tolerance_ / max(scale, TINY)
+
+
+def resolves(resolution_: float, discrepancy: float) -> bool:
+    """Policy 7: could a comparison of this relative resolution have seen a relative ``discrepancy`` (one found by
+    another oracle)? Only when the discrepancy lies above it; otherwise its agreement is no evidence either way
+    ("cannot resolve this at <dtype>"), and must not be counted as agreement."""
+    return discrepancy > resolution_
+
+
 def too_coarse(tolerance_: float, scale: float) -> bool:
     """Policy 7: a tolerance this wide relative to the scale decides nothing."""
     return tolerance_ > MAX_RELATIVE_TOLERANCE * max(scale, TINY)
@@ -243,10 +295,55 @@ def jump_noise(noise: float, h: float) -> float:
     return 10.0 * noise / h
 
 
+def repeat_term_scale(dy, arrays) -> float:
+    """Policy 8: the size of the terms a layer's sums add up, without an oracle at hand: products of the upstream
+    gradient with the inputs, max|dy| max(1, max|a|) (a bias gradient sums dy itself; dx and dW sum dy times a
+    weight or an input). Cancellation in a sum (a bias gradient of 0.004 from terms of size 1) then still leaves
+    room for another summation order."""
+    size = max((float(np.max(np.abs(np.asarray(a, dtype=np.float64)), initial=0.0)) for a in arrays), default=0.0)
+    return float(np.max(np.abs(np.asarray(dy, dtype=np.float64)), initial=0.0)) * max(1.0, size)
+
+
+def repeat_tolerance(first, second, reduction_length: int, dtype="float64", terms: float = 0.0,
+                     declared=False) -> float:
+    """Policy 8: the bound on |first - second| for two identical calls (norm-wise):
+
+        ROUNDING_SAFETY * eps * K * max(|first|, |second|, terms)
+
+    two summation orders of the same K terms (policy 1a's worst case, the values of both calls as scale, since
+    neither is more trusted). Gradients accumulated across calls differ by the whole gradient (relative O(1)), a
+    cache or random numbers by more than rounding. ``declared``: a plug-in's ``nondeterministic`` attribute; True
+    allows NONDETERMINISTIC_RTOL relative, a number that relative bound (never below the rounding bound)."""
+    scale = max(float(np.max(np.abs(np.asarray(first, dtype=np.float64)), initial=0.0)),
+                float(np.max(np.abs(np.asarray(second, dtype=np.float64)), initial=0.0)), terms, TINY)
+    tol = rounding_relative(reduction_length, dtype) * scale
+    if declared:
+        relative = NONDETERMINISTIC_RTOL if declared is True else float(declared)
+        tol = max(tol, relative * scale)
+    return tol
+
+
+def jumps_show_kink(jumps, scale: float, noise: float, h: float) -> bool:
+    """Policy 6: one-sided jumps j_k at steps h, 2h, 4h show a kink when the largest is significant (above
+    KINK_JUMP of the derivative's scale plus the rounding's ``jump_noise``) and they do not double with the step
+    (within KINK_DOUBLING_BAND, plus the rounding), as a smooth function's h phi'' would."""
+    rounding = jump_noise(noise, h)
+    significant = abs(jumps[-1]) > KINK_JUMP * scale + rounding
+    doubling = all(abs(jumps[i + 1] - 2 * jumps[i]) <= KINK_DOUBLING_BAND * abs(jumps[i + 1]) + rounding
+                   for i in range(len(jumps) - 1))
+    return significant and not doubling
+
+
 def adjoint_tolerance(cauchy_schwarz_scale: float, dtype="float64") -> float:
     """Policy 3: the bound on |<Au, v> - <u, A^T v>|; for a lower-precision plug-in, ADJOINT_RTOL scaled by
     eps(dtype) / eps(float64) (policy 6)."""
     return ADJOINT_RTOL * eps_of(dtype) / eps_of("float64") * cauchy_schwarz_scale
+
+
+def pieces_changed(second_difference: float, scale: float, dtype="float64") -> bool:
+    """Policy 6: |<f(a+) + f(a-) - 2 f(a), v>| above affine_limit(dtype) * |A d| |v| means the map changed pieces
+    between a- and a+ (or is not affine)."""
+    return second_difference > affine_limit(dtype) * max(scale, TINY)
 
 
 def affine_limit(dtype="float64") -> float:

@@ -17,25 +17,6 @@ from ..strategies import away_from_zero, normal, pick
 OFFSETS = (0.0, -800.0, 800.0)
 
 
-def softmax_terms(c, arrays, dy):
-    """Sizes of the terms of dE/dx_i = y_i (dy_i - sum_k y_k dy_k): y_i (|dy_i| + sum_k y_k |dy_k|) (policy 1)."""
-    x = arrays["x"]
-    y = np.exp(x - x.max(axis=1, keepdims=True))
-    y /= y.sum(axis=1, keepdims=True)
-    return {"dx": y * (np.abs(dy) + np.sum(y * np.abs(dy), axis=1, keepdims=True))}
-
-
-def sigmoid_terms(c, arrays, dy):
-    """Sizes of the terms of dE/dx = dy f (1 - f): f's rounding enters 1 - f unreduced, so |dy| f ((1 - f) + f)
-    = |dy| f (policy 1; matters where f -> 1 and 1 - f is small)."""
-    return {"dx": np.abs(dy) / (1 + np.exp(-arrays["x"]))}
-
-
-def tanh_terms(c, arrays, dy):
-    """Sizes of the terms of dE/dx = dy (1 - y^2): |dy| (1 + y^2) (policy 1; 1 - y^2 cancels for |x| > 1)."""
-    return {"dx": np.abs(dy) * (1 + np.tanh(arrays["x"]) ** 2)}
-
-
 def batch_configs(offsets=(0.0,)):
     """N samples (batch 1 and more) of K values (width 1 and more); ``offset`` is added to every generated input."""
     def configs(**fixed):
@@ -87,13 +68,12 @@ RELU = _spec("relu", F.relu, lambda c, rng: {"x": away_from_zero(rng, shape(c))}
              special_values={"zeros": exact_zeros("x"), "repeated": _relu_repeated, "huge": scaled("x", VERY_HUGE_SCALE)},
              kink_values=("zeros",), subgradient=relu_subgradient)
 SIGMOID = _spec("sigmoid", torch.sigmoid, lambda c, rng: {"x": normal(rng, shape(c), 2.0)},
-                "logistic sigmoid 1 / (1 + e^-x)", magnitudes=sigmoid_terms, special_values=SMOOTH_SPECIALS)
+                "logistic sigmoid 1 / (1 + e^-x)", special_values=SMOOTH_SPECIALS)
 TANH = _spec("tanh", torch.tanh, lambda c, rng: {"x": normal(rng, shape(c), 2.0)},
-             "hyperbolic tangent", magnitudes=tanh_terms, special_values=SMOOTH_SPECIALS)
+             "hyperbolic tangent", special_values=SMOOTH_SPECIALS)
 SOFTMAX = _spec("softmax", lambda x: F.softmax(x, dim=1),
                 lambda c, rng: {"x": c["offset"] + normal(rng, shape(c))},
                 "softmax over axis 1 of (N, K), logits O(1) and in the hundreds", offsets=OFFSETS,
-                magnitudes=softmax_terms,
                 special_values={"zeros": exact_zeros("x"), "repeated": repeated("x"), "large spread": _large_spread},
                 corners=(("one class", {"K": 1}),))
 

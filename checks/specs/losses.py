@@ -16,17 +16,6 @@ SCALES = (1.0, 300.0)
 #: common offsets of a sample's logits: 0 and hundreds beyond e^z's range (see cnn_gradcheck.specs.activations.OFFSETS
 #: for why the spread around the offset stays O(1))
 OFFSETS = (0.0, -800.0, 800.0)
-
-
-def softmax_cross_entropy_terms(c, arrays, dE):
-    """Sizes of the terms (policy 1): E = -sum t (z - m - lse) -> sum t (|z - m| + lse);
-    dE/dz = dE ((sum_j t_j) p - t) -> |dE| ((sum_j t_j) p + t)."""
-    z, t = arrays["z"], arrays["t"]
-    shifted = z - z.max(axis=1, keepdims=True)
-    lse = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
-    p = np.exp(shifted - lse)
-    return {"forward": np.sum(t * (np.abs(shifted) + lse)),
-            "dz": np.abs(dE) * (t.sum(axis=1, keepdims=True) * p + t)}
 TARGETS = ("one-hot", "soft")
 
 
@@ -78,7 +67,7 @@ SOFTMAX_CROSS_ENTROPY = _spec(
     "softmax_cross_entropy", ("z", "t"), lambda z, t: F.cross_entropy(z, t, reduction="sum"),
     lambda c, rng: {"z": c["offset"] + normal(rng, (c["N"], c["K"])), "t": make_targets(c, rng)},
     "softmax fused with cross-entropy on logits z (log-softmax), one-hot or soft targets", offsets=OFFSETS,
-    targets=TARGETS, magnitudes=softmax_cross_entropy_terms,
+    targets=TARGETS,
     special_values={"unnormalised targets": unnormalised_rows("t"), "zeros": exact_zeros("z"),
                     "repeated": lambda c, arrays, rng: {**arrays, "z": np.full_like(arrays["z"], c["offset"])}})
 TOOLBOX_MSE = _spec("toolbox_mse", ("y", "t"), lambda y, t: 0.5 * ((y - t) ** 2).sum() / y.shape[0], _regression,

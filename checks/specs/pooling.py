@@ -154,26 +154,6 @@ def _subsampling_torch(x, beta, b, scale):
     return torch.sigmoid(beta.view(1, -1, 1, 1) * block_sum + b.view(1, -1, 1, 1))
 
 
-def subsampling_terms(c, arrays, dy):
-    """Sizes of the terms behind each gradient (tolerance policy 1), where the |inputs| estimate fails: f'(u) =
-    f (1 - f) carries f's rounding unreduced (bounded by f, as for sigmoid), and the rounding of u = beta down(x) + b
-    (up to eps K (|beta| down(|x|) + |b|)) moves f' by at most f times that:
-        delta-size = |dy| f (1 + |beta| down(|x|) + |b|)
-        dx: |beta| delta-size copied to each cell of its block;  dbeta: sum delta-size down(|x|);  db: sum delta-size
-    """
-    x, beta, b, s = arrays["x"], arrays["beta"], arrays["b"], c["scale"]
-    N, C, H, W = x.shape
-    Ho, Wo = H // s, W // s
-    blocks = x[:, :, :Ho * s, :Wo * s].reshape(N, C, Ho, s, Wo, s)
-    down, down_abs = blocks.sum(axis=(3, 5)), np.abs(blocks).sum(axis=(3, 5))
-    per_map = lambda v: v[None, :, None, None]  # noqa: E731
-    f = 1 / (1 + np.exp(-(per_map(beta) * down + per_map(b))))
-    delta = np.abs(dy) * f * (1 + per_map(np.abs(beta)) * down_abs + per_map(np.abs(b)))
-    dx = np.zeros_like(x)
-    dx[:, :, :Ho * s, :Wo * s] = np.repeat(np.repeat(per_map(np.abs(beta)) * delta, s, axis=2), s, axis=3)
-    return {"dx": dx, "dbeta": np.sum(delta * down_abs, axis=(0, 2, 3)), "db": np.sum(delta, axis=(0, 2, 3))}
-
-
 SUBSAMPLING = OpSpec(
     name="subsampling", arg_names=("x", "beta", "b"), configs=subsampling_configs,
     make_arrays=lambda c, rng: {"x": normal(rng, (c["N"], c["C"], c["H"], c["W"])),
@@ -183,7 +163,7 @@ SUBSAMPLING = OpSpec(
     reference=Implementation.from_module(sub, "subsampling", "reference.subsampling.subsampling"),
     reduction_length=lambda c: max(c["scale"] ** 2, c["N"] * (c["H"] // c["scale"]) * (c["W"] // c["scale"])),
     description="Notes on CNNs subsampling: sigmoid(beta * (sum over scale x scale blocks) + b), per map",
-    magnitudes=subsampling_terms, special_values={"zeros": exact_zeros("x"), "repeated": repeated("x")},
+    special_values={"zeros": exact_zeros("x"), "repeated": repeated("x")},
     corners=(("one block", {"Hout": 1, "Wout": 1}), ("largest remainder", {"scale": 3, "rh": 2, "rw": 2})))
 
 SPECS = [MAXPOOL2D, MEANPOOL2D, SUBSAMPLING]
