@@ -49,14 +49,17 @@ def typical_cases(spec: OpSpec, fixed: Mapping[str, Any], layouts: Sequence[str]
                   corners: bool = True) -> list[tuple[Case, str]]:
     """(case, layout) pairs: the typical configuration with each kind of special values (generic first) in the first
     layout, then the generic case in each other layout (a failure seen only in another layout is the layout's), then
-    each corner configuration the limits leave (``OpSpec.corners``) in the first layout."""
+    each corner configuration the limits leave (``OpSpec.corners``) in the first and the last layout."""
     config = typical_config(spec, fixed)
     cases = [spec.make_case({**config, **({} if kind == GENERIC else {VALUES_KEY: kind})}, 0)
              for kind in (GENERIC, *spec.special_values)]
     corners = [spec.make_case({**typical_config(spec, {**fixed, **fields}), CORNER_KEY: name}, 0)
                for name, fields in (usable_corners(spec, fixed) if corners else ())]
+    # corners in the plain layout and in the backend's most unusual one (channels_last for torch): kernels fail at
+    # the edges of the configuration space in a particular memory format (PyTorch 2.13's float32 channels_last conv)
+    corner_layouts = tuple(dict.fromkeys((layouts[0], layouts[-1])))
     return ([(case, layouts[0]) for case in cases] + [(cases[0], layout) for layout in layouts[1:]]
-            + [(case, layouts[0]) for case in corners])
+            + [(case, layout) for case in corners for layout in corner_layouts])
 
 
 def user_case(spec: OpSpec, example: Mapping[str, Any], index: int) -> Case:
