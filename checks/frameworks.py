@@ -70,9 +70,8 @@ def _type(value: Any) -> str:
 def jax_function(fn: Callable, *, name: str | None = None, **options):
     """A differentiable JAX function ``fn(*arrays, **hyper) -> array``: forward through JAX, gradients by
     ``jax.vjp`` (dE as the cotangent). Needs the optional extra: ``pip install 'cnn-gradcheck[jax]'``."""
-    try:
-        import jax  # noqa: F401
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("jax") is None:
         from .layouts import PluginOptionError
         raise PluginOptionError("jax_function needs JAX: pip install 'cnn-gradcheck[jax]' (or pip install jax)") \
             from None
@@ -84,7 +83,7 @@ def jax_function(fn: Callable, *, name: str | None = None, **options):
         return call_user(fn, list(arrays.values()), hyper, "forward")
 
     def bwd(dy, arrays, hyper, wrt):
-        import jax
+        import jax  # noqa: F811
         names = list(arrays)
 
         def of_wrt(*moving):  # fn as a function of the differentiated arguments only

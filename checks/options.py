@@ -189,8 +189,8 @@ def check_limits(spec: OpSpec, limits: Mapping[str, Any]) -> Case:
     except Exception as e:  # an invalid value (stride 0, N = 0, a wrong type): the strategy or make_case refused it
         detail = f"{type(e).__name__}: {_first_line(e)}"
         if type(e).__name__ in ("NoSuchExample", "Unsatisfiable", "FailedHealthCheck"):
-            detail = (f"no configuration keeps both these limits and the op's validity rules (a padding needs a "
-                      f"kernel wide enough for it, the kernel fits the input, 0 <= remainder < stride)")
+            detail = ("no configuration keeps both these limits and the op's validity rules (a padding needs a "
+                      "kernel wide enough for it, the kernel fits the input, 0 <= remainder < stride)")
         raise _option_error(spec, f"limits {shown}", f"they do not describe a valid configuration of "
                             f"{spec.name}: {detail}") from None
     return probe
