@@ -287,3 +287,40 @@ def test_toolbox_sizes_must_be_divisible_by_every_scale():
         network.check_toolbox_sizes(np.zeros((1, 1, 2, 3)), k, (1, 1))
     with pytest.raises(ValueError, match="conv layer 1 gives 1x0 maps"):
         network.check_toolbox_sizes(np.zeros((1, 1, 3, 2)), k, (1, 1))
+
+
+def test_default_hyperparameters_are_stride_1_no_padding_no_dilation():
+    spec = get_spec("conv2d")
+    case = spec.make_case(CONV[2], seed=9)
+    x, w, b = (case.arrays[n] for n in ("x", "w", "b"))
+    plain = {"stride": 1, "padding": 0, "dilation": 1}
+    dy = np.ones_like(cv.correlate2d_forward(x, w, b))
+    for forward, backward in IMPLEMENTATIONS["conv2d"] + IMPLEMENTATIONS["convolve2d"]:
+        np.testing.assert_array_equal(forward(x, w, b), forward(x, w, b, **plain))
+        for got, expected in zip(backward(dy, x, w, b), backward(dy, x, w, b, **plain)):
+            np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(cm.conv_matrix(w, x.shape[1:]), cm.conv_matrix(w, x.shape[1:], **plain))
+    cols = cm.im2col(x, w.shape[2:])
+    np.testing.assert_array_equal(cols, cm.im2col(x, w.shape[2:], **plain))
+    np.testing.assert_array_equal(cm.col2im(cols, x.shape, w.shape[2:]), cm.col2im(cols, x.shape, w.shape[2:], **plain))
+    np.testing.assert_array_equal(pooling.maxpool2d_forward(x, 2, 1), pooling.maxpool2d_forward(x, 2, 1, 0))
+
+
+def test_network_defaults_are_the_seeds_two_by_two_subsampling_and_pooling():
+    spec = get_spec("toolbox_cnn")
+    config = C(N=1, C0=1, C1=1, C2=1, k1=3, k2=3, s1=2, s2=2, Oh=1, Ow=1, classes=2, H=0, W=0)
+    for axis in "hw":   # 10x10 -> 8x8 -> 4x4 -> 2x2 -> 1x1: only scales of 2 divide
+        config[axis.upper()] = (config[f"O{axis}"] * 2 + 2) * 2 + 2
+    case = spec.make_case(config, seed=2)
+    arrays = [case.arrays[n] for n in spec.arg_names]
+    assert network.toolbox_cnn_forward(*arrays) == network.toolbox_cnn_forward(*arrays, scales=(2, 2))
+    for got, expected in zip(network.toolbox_cnn_backward(np.array(1.0), *arrays),
+                             network.toolbox_cnn_backward(np.array(1.0), *arrays, scales=(2, 2))):
+        np.testing.assert_array_equal(got, expected)
+    spec = get_spec("relu_cnn")
+    case = spec.make_case(C(N=1, C0=1, C1=1, k=2, pool=2, Oh=2, Ow=2, classes=2, H=5, W=5), seed=2)
+    arrays = [case.arrays[n] for n in spec.arg_names]
+    assert network.relu_cnn_forward(*arrays) == network.relu_cnn_forward(*arrays, pool=2)
+    for got, expected in zip(network.relu_cnn_backward(np.array(1.0), *arrays),
+                             network.relu_cnn_backward(np.array(1.0), *arrays, pool=2)):
+        np.testing.assert_array_equal(got, expected)
