@@ -10,6 +10,7 @@ mutant (the edit cannot change behaviour; docs/mutation.md lists those with the 
     .venv/bin/python tools/mutation.py --modules reference/activations.py,checks/compare.py --sample 15
     .venv/bin/python tools/mutation.py --list --modules reference/dense.py       # the mutants, nothing run
     .venv/bin/python tools/mutation.py --only reference/dense.py:33              # the mutants of one line
+    .venv/bin/python tools/mutation.py --json run.json ...; ... --rerun run.json    # only the survivors, again
 
 The scratch copy: the tree is copied to a temporary folder, and ``_pkgroot/cnn_gradcheck`` in it is assembled as
 the install would (checks/ with reference/ and examples/ inside); ``_pkgroot`` comes first on sys.path, ahead of
@@ -483,6 +484,7 @@ def main(argv=None) -> int:
     parser.add_argument("--isolation", choices=("fork", "subprocess"), default="fork" if hasattr(os, "fork")
                         else "subprocess", help="fork a pre-warmed process per mutant (default) or start a fresh one")
     parser.add_argument("--only", default="", help="comma-separated PATH:LINE; only the mutants on those lines")
+    parser.add_argument("--rerun", default="", help="a --json file of an earlier run: run its survivors again")
     parser.add_argument("--list", action="store_true", help="print the mutants and exit")
     parser.add_argument("--json", default="", help="write every result to this file")
     parser.add_argument("--fail-under", type=float, default=0.0, help="exit 1 if the total score is below (percent)")
@@ -499,6 +501,13 @@ def main(argv=None) -> int:
         if only:
             ms = [m for m in ms if m.where in only]
         mutants += sample(ms, args.sample, args.seed) if ms else []
+    if args.rerun:  # the survivors of an earlier run, if the module is unchanged (else its mutants moved)
+        earlier = [Mutant(**{k: v for k, v in r.items() if k in Mutant.__dataclass_fields__})
+                   for r in json.loads(Path(args.rerun).read_text()) if r["outcome"] == "survived"]
+        current = {path: set(mutants_of(path)) for path in {m.path for m in earlier}}
+        mutants = [m for m in earlier if m in current[m.path]]
+        if len(mutants) < len(earlier):
+            print(f"{len(earlier) - len(mutants)} survivors no longer apply (their module changed)")
     if args.list:
         for m in mutants:
             print(f"{m.where}:{m.col}: {m.description:32s} | {m.original}")
