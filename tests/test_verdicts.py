@@ -419,25 +419,28 @@ def test_a_forward_that_is_not_affine_in_a_linear_argument_fails_the_adjoint_tes
     def forward(x, W, b):
         return dense.reference.forward(x, W, b) + 1e-3 * np.sum(x**2)
 
-    seen, upstream = [], []
+    calls = []                                                       # (kind, x or dy), in call order
 
     def recording_forward(x, W, b):
-        seen.append(x)
+        calls.append(("forward", x))
         return forward(x, W, b)
 
     def recording_backward(dy, x, W, b):
-        upstream.append(dy)
+        calls.append(("backward", dy))
         return dense.reference.backward(dy, x, W, b)
 
     result = check_case(dense, Implementation("curved dense", recording_forward, recording_backward), case,
                         oracles=("adjoint",))
     verdicts = {c.quantity: c for c in result.comparisons}
     assert verdicts["dx"].verdict == FAIL and "not affine in x" in verdicts["dx"].note
-    # the reported second difference is <f(a + u) + f(a - u) - 2 f(a), v>, v being the backward's upstream gradient
-    a, (plus, minus) = case.arrays["x"], seen[-2:]                  # the adjoint test's calls come last
-    second = forward(plus, case.arrays["W"], case.arrays["b"]) + forward(minus, case.arrays["W"], case.arrays["b"]) \
-        - 2 * forward(a, case.arrays["W"], case.arrays["b"])
-    expected = abs(float(np.sum(second * upstream[-1])))
+    # the reported second difference is <f(a + u) + f(a - u) - 2 f(a), v>: the two forward calls at a moved x,
+    # and v the upstream gradient of the backward call that follows them
+    a, W, b = case.arrays["x"], case.arrays["W"], case.arrays["b"]
+    first = next(i for i, (kind, x) in enumerate(calls) if kind == "forward" and not np.array_equal(x, a))
+    (_, plus), (_, minus) = calls[first], calls[first + 1]
+    v = next(dy for kind, dy in calls[first + 2:] if kind == "backward")
+    second = forward(plus, W, b) + forward(minus, W, b) - 2 * forward(a, W, b)
+    expected = abs(float(np.sum(second * v)))
     reported = float(verdicts["dx"].note.split("2 f(a), v> = ")[1].split(";")[0])
     assert reported == pytest.approx(expected, rel=2e-3)
     assert verdicts["dW"].verdict == PASS and verdicts["db"].verdict == PASS
