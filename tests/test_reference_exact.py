@@ -321,6 +321,9 @@ def test_network_defaults_are_the_seeds_two_by_two_subsampling_and_pooling():
     case = spec.make_case(C(N=1, C0=1, C1=1, k=2, pool=2, Oh=2, Ow=2, classes=2, H=5, W=5), seed=2)
     arrays = [case.arrays[n] for n in spec.arg_names]
     assert network.relu_cnn_forward(*arrays) == network.relu_cnn_forward(*arrays, pool=2)
+    x, _, k, b, W, bo = arrays
+    for got, expected in zip(network.relu_cnn_layers(x, k, b, W, bo), network.relu_cnn_layers(x, k, b, W, bo, 2)):
+        np.testing.assert_array_equal(got, expected)
     for got, expected in zip(network.relu_cnn_backward(np.array(1.0), *arrays),
                              network.relu_cnn_backward(np.array(1.0), *arrays, pool=2)):
         np.testing.assert_array_equal(got, expected)
