@@ -427,8 +427,12 @@ class Run:
             pass
 
     def wait(self) -> str:
-        while (outcome := self.poll()) is None:
-            time.sleep(0.02)
+        try:
+            while (outcome := self.poll()) is None:
+                time.sleep(0.02)
+        except BaseException:  # Ctrl-C: the run goes with us
+            self.kill()
+            raise
         return outcome
 
 
@@ -603,4 +607,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before any mutant ran (while importing); nothing was written yet
+        sys.exit(130)
