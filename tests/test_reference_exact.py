@@ -14,6 +14,7 @@ from cnn_gradcheck.reference import conv2d as cv
 from cnn_gradcheck.reference import conv_matrix as cm
 from cnn_gradcheck.reference import dense, losses, network, pooling, subsampling
 from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.spec import Case
 
 # ---- every reference against torch autograd -------------------------------------------------------------------
 
@@ -327,3 +328,25 @@ def test_network_defaults_are_the_seeds_two_by_two_subsampling_and_pooling():
     for got, expected in zip(network.relu_cnn_backward(np.array(1.0), *arrays),
                              network.relu_cnn_backward(np.array(1.0), *arrays, pool=2)):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_toolbox_network_with_rectangular_kernels_and_maps_equals_torch():
+    """cnnbp's rules are written per axis: kernels 3x2 then 2x1 on an 8x7 image give 6x6, 3x3, 2x3 maps (scales 2
+    and 1), 6 features."""
+    spec = get_spec("toolbox_cnn")
+    rng = np.random.default_rng(5)
+    arrays = {"x": rng.standard_normal((2, 1, 8, 7)), "y": rng.uniform(0, 1, (2, 2)),
+              "k1": rng.standard_normal((2, 1, 3, 2)), "b1": rng.standard_normal(2),
+              "k2": rng.standard_normal((1, 2, 2, 1)), "b2": rng.standard_normal(1),
+              "W": rng.standard_normal((6, 2)), "bo": rng.standard_normal(2)}
+    case = Case("toolbox_cnn", {}, arrays, np.array(1.5), seed=0)
+    hyper = {"scales": (2, 1)}
+    tensors = {n: torch.tensor(a, requires_grad=n in spec.differentiable) for n, a in arrays.items()}
+    y = spec.torch_forward(*[tensors[n] for n in spec.arg_names], **hyper)
+    upstream = torch.tensor(1.5, dtype=torch.float64)
+    grads = torch.autograd.grad(y, [tensors[n] for n in spec.differentiable], grad_outputs=upstream)
+    ordered = [arrays[n] for n in spec.arg_names]
+    assert_close(network.toolbox_cnn_forward(*ordered, **hyper), y.detach().numpy(), "toolbox forward")
+    for name, got, expected in zip(spec.differentiable, network.toolbox_cnn_backward(case.dy, *ordered, **hyper),
+                                   grads):
+        assert_close(got, expected.numpy(), f"toolbox d{name}")

@@ -118,6 +118,7 @@ def test_fd_and_adjoint_tolerance_formulas():
     assert tolerance.adjoint_tolerance(2.0, "float32") == pytest.approx(2e-12 * 2.0**29, rel=1e-15)
     assert tolerance.FD_STEP == 1e-3 and tolerance.FD_STENCIL_REACH == 4e-3 and tolerance.KINK_CLEARANCE == 8e-3
     assert tolerance.MARGIN > 2 * tolerance.FD_STENCIL_REACH     # generated inputs sit beyond the stencil's reach
+    assert tolerance.TRAINING_RTOL == 1e-9     # the requirement: losses and parameters agree to 1e-9 relative
 
 
 def test_richardson_weights():
@@ -146,6 +147,12 @@ def test_finite_differences_estimate_the_derivative_to_order_h6():
     # tolerance: 10 * (|D4 - D6| + rounding) + 1e-8 * scale, with |D4 - D6| = 44 h^4 and no rounding term here
     assert c.tolerance == pytest.approx(10 * 44e-12 + 3e-8, rel=1e-3)
     assert "truncation estimate 4.4e-11" in c.note
+    off = directional(3.3)
+    assert off.verdict == FAIL and off.error == pytest.approx(0.3, rel=1e-9)
+    assert off.relative == pytest.approx(0.1, rel=1e-9)              # error / max(scale, |D6|) = 0.3 / 3
+    # K counts at least one term: a reduction length of 0 rounds like 1
+    at = {k: finite_diff.directional_check(_phi, _phi(0.0), 3.0, 3.0, 1e3, 1e-3, k, "dx").tolerance for k in (0, 1)}
+    assert at[0] == at[1] > directional(3.0).tolerance
 
 
 def test_finite_differences_resolve_1e_8_and_catch_1e_6():
@@ -177,6 +184,9 @@ def test_a_kink_inside_the_stencil_is_reported_not_judged():
     # jumps growing as h^1.3 deviate from doubling by 19% of the larger jump: inside the 25% band, smooth enough
     c = directional(2.0, phi=lambda t: 2 * t + abs(t) ** 2.3)
     assert c.verdict == PASS, c
+    # jumps growing as h^1.6 deviate by 34%: outside the band, not a smooth function at this scale
+    c = directional(2.0, phi=lambda t: 2 * t + abs(t) ** 2.6)
+    assert c.verdict == KINK and c.relative == pytest.approx(c.error / 2.0, rel=1e-9)
     c = directional(3.0, kink_reason="the input lies 1e-4 from a kink")
     assert c.verdict == KINK and "the input lies 1e-4 from a kink" in c.note
 
@@ -274,6 +284,10 @@ def test_adjoint_step_keeps_piecewise_linear_pieces():
     assert float(np.min(np.abs(case.arrays["x"]))) >= 1e-2
     assert step_for(relu, "x", case, np.array([[1.25e-3, -1e-3, 5e-4]])) == 1.0
     assert step_for(relu, "x", case, np.array([[1.26e-3, -1e-3, 5e-4]])) == 0.5
+    # close to a kink, a quarter of the case's distance to it is the binding bound
+    near = Case("relu", case.config, {"x": np.array([[2e-3, -0.5, 0.7]])}, case.dy, case.seed)
+    assert step_for(relu, "x", near, np.array([[5e-4, -1e-4, 2e-4]])) == 1.0
+    assert step_for(relu, "x", near, np.array([[5.1e-4, -1e-4, 2e-4]])) == 0.5
     on_kink = relu.make_case({"N": 1, "K": 3, "offset": 0.0}, seed=0)
     on_kink.arrays["x"][0, 1] = 0.0
     assert step_for(relu, "x", on_kink, u) == 0.0
@@ -444,3 +458,38 @@ def test_a_forward_that_is_not_affine_in_a_linear_argument_fails_the_adjoint_tes
     reported = float(verdicts["dx"].note.split("2 f(a), v> = ")[1].split(";")[0])
     assert reported == pytest.approx(expected, rel=2e-3)
     assert verdicts["dW"].verdict == PASS and verdicts["db"].verdict == PASS
+
+
+def test_the_adjoint_tests_backward_call_cannot_change_the_case():
+    """A plug-in that scribbles on its inputs in the adjoint test's call gets copies: the case stays as generated."""
+    dense = get_spec("dense")
+    case = dense.make_case({"N": 2, "m": 3, "n": 2}, seed=0)
+    before = {n: a.copy() for n, a in case.arrays.items()}
+
+    def backward(dy, x, W, b):
+        grads = dense.reference.backward(dy, x, W, b)
+        if not np.array_equal(dy, case.dy):                        # only in the adjoint test's calls
+            x[...] = 0.0
+            W[...] = 0.0
+        return grads
+
+    check_case(dense, Implementation("scribbling dense", dense.reference.forward, backward), case,
+               oracles=("adjoint",))
+    assert all(np.array_equal(case.arrays[n], before[n]) for n in before)
+
+
+def test_a_float32_layer_with_a_large_bias_passes_the_adjoint_test():
+    """float32 rounding of f(a +- u) ~ eps32 |b| leaves a second difference above 1e-6 |A d| |v|: in float32 the
+    pieces-held check is judged at the float32 adjoint bound (5.4e-4), not at 1e-6."""
+    dense = get_spec("dense")
+    case = dense.make_case({"N": 3, "m": 4, "n": 3}, seed=1)
+    case.arrays["b"] = case.arrays["b"] + 300.0
+
+    def forward(x, W, b):
+        return x.astype(np.float32) @ W.astype(np.float32) + b.astype(np.float32)
+
+    def backward(dy, x, W, b):
+        return tuple(g.astype(np.float32) for g in dense.reference.backward(dy, x, W, b))
+
+    result = check_case(dense, Implementation("float32 dense", forward, backward), case, oracles=("adjoint",))
+    assert [c.verdict for c in result.comparisons] == [PASS, PASS, PASS], result.comparisons

@@ -90,6 +90,8 @@ EQUIVALENT = {
         "f (1 - f) is even in x: sigmoid(-x) = 1 - sigmoid(x)",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * random_sign"):
         "dividing by a sign of +-1 is multiplying by it",
+    ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
+        "dividing by a sign of +-1 is multiplying by it (zeros and NaN were replaced by random signs)",
     ("checks/adjoint.py", "`False` -> `True`", "u = direction_for(a, rng, aligned=False)"):
         "the identity <A u, v> = <u, A^T v> holds for every u: an aligned u is as good a direction as a random one",
     ("checks/adjoint.py", "`44400` -> `44401`", "rng = np.random.default_rng(case.seed ^ 0xAD70)"):
