@@ -185,8 +185,9 @@ def test_a_kink_inside_the_stencil_is_reported_not_judged():
     c = directional(2.0, phi=lambda t: 2 * t + abs(t) ** 2.3)
     assert c.verdict == PASS, c
     # jumps growing as h^1.6 deviate by 34%: outside the band, not a smooth function at this scale
-    c = directional(2.0, phi=lambda t: 2 * t + abs(t) ** 2.6)
-    assert c.verdict == KINK and c.relative == pytest.approx(c.error / 2.0, rel=1e-9)
+    c = directional(2.2, phi=lambda t: 2 * t + abs(t) ** 2.6, scale=2.2)
+    assert c.verdict == KINK and c.error == pytest.approx(0.2, rel=1e-6) and c.relative == pytest.approx(0.2 / 2.2,
+                                                                                                        rel=1e-6)
     c = directional(3.0, kink_reason="the input lies 1e-4 from a kink")
     assert c.verdict == KINK and "the input lies 1e-4 from a kink" in c.note
 
