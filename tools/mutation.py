@@ -380,14 +380,15 @@ class Run:
 
     def __init__(self, tree: Path, selection: list[str], timeout: float, isolation: str):
         self.tree, self.start, self.timeout = tree, time.monotonic(), timeout
+        self.proc: subprocess.Popen | None = None  # kept: a collected Popen may reap the child behind our back
         log = tree / "_mutation.log"
         if isolation == "subprocess":
             env = {**os.environ, **ENV, "PYTHONPATH": os.pathsep.join(
                 _pythonpath(tree) + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
             with open(log, "w") as out:
-                self.pid = subprocess.Popen([sys.executable, "-m", "pytest", *PYTEST_ARGS, *selection], cwd=tree,
-                                            env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True).pid
+                self.proc = subprocess.Popen([sys.executable, "-m", "pytest", *PYTEST_ARGS, *selection], cwd=tree,
+                                             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.pid = self.proc.pid
             return
         self.pid = os.fork()
         if self.pid == 0:  # child: pytest on the scratch copy; the harness is imported here, fresh
@@ -410,9 +411,14 @@ class Run:
 
     def poll(self) -> str | None:
         """The outcome once the run ended (or was killed for running past its timeout), else None."""
-        done, status = os.waitpid(self.pid, os.WNOHANG)
-        if done:
-            return _outcome(os.waitstatus_to_exitcode(status))
+        if self.proc is not None:
+            rc = self.proc.poll()
+            if rc is not None:
+                return _outcome(rc)
+        else:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                return _outcome(os.waitstatus_to_exitcode(status))
         if self.seconds > self.timeout:
             self.kill()
             return "timeout"
@@ -423,6 +429,9 @@ class Run:
             os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        if self.proc is not None:
+            self.proc.wait()
+            return
         try:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
