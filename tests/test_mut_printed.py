@@ -86,6 +86,10 @@ def test_000_maxpool_backward_routes_to_every_tied_cell():
     x = np.array([[[[1.0, 3.0, 0.0, 2.0], [3.0, 2.0, 5.0, 1.0]]]])
     (dx,) = pr.maxpool_backward_000(np.array([[[[10.0, 20.0]]]]), x, (2, 2), (2, 2))
     np.testing.assert_array_equal(dx[0, 0], [[0, 10, 0, 0], [10, 0, 20, 0]])
+    # the window is l x l with l the kernel's first size, as printed (l x l windows moved by l)
+    x = np.array([[[[1.0, 5.0, 9.0], [2.0, 0.0, 0.0]]]])
+    (dx,) = pr.maxpool_backward_000(np.array([[[[10.0]]]]), x, (2, 3), (2, 3))
+    np.testing.assert_array_equal(dx[0, 0], [[0, 10, 0], [0, 0, 0]])
     x = normal(2, 2, 4, 6)
     dy = normal(2, 2, 2, 3)
     np.testing.assert_array_equal(pr.maxpool_backward_000(dy, x, (2, 2), (2, 2))[0],

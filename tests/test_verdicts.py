@@ -184,6 +184,10 @@ def test_a_kink_inside_the_stencil_is_reported_not_judged():
     # jumps growing as h^1.3 deviate from doubling by 19% of the larger jump: inside the 25% band, smooth enough
     c = directional(2.0, phi=lambda t: 2 * t + abs(t) ** 2.3)
     assert c.verdict == PASS, c
+    # a kink counts once its one-sided jump at 4h exceeds 1e-6 of the derivative's scale: c |t - h/2| jumps by
+    # 1.75 c there
+    assert directional(2.0, phi=lambda t: 2 * t + (3e-6 / 1.75) * abs(t - 5e-4), scale=2.0).verdict == KINK
+    assert directional(2.0, phi=lambda t: 2 * t + (1e-6 / 1.75) * abs(t - 5e-4), scale=100.0).verdict == PASS
     # jumps growing as h^1.6 deviate by 34%: outside the band, not a smooth function at this scale
     c = directional(2.2, phi=lambda t: 2 * t + abs(t) ** 2.6, scale=2.2)
     assert c.verdict == KINK and c.error == pytest.approx(0.2, rel=1e-6) and c.relative == pytest.approx(0.2 / 2.2,

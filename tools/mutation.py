@@ -84,6 +84,11 @@ EQUIVALENT = {
         "for 0 <= v < 1 the second form is the same value (within an ulp) and cannot overflow",
     ("reference/activations.py", "`>` -> `>=`", "y[index] = x[index] if x[index] > 0 else 0.0"):
         "at x = 0 both give 0 (x itself is 0 or -0.0, equal to 0.0)",
+    ("reference/conv2d.py", "`1` -> `0`", "reach_h, reach_w = (Ho - 1) * sh + 1, (Wo - 1) * sw + 1"):
+        "(Ho - 0) * S + 1 only makes delta_full longer by S zero rows; the loop over u stops at the padded input's "
+        "size, so no extra term is ever nonzero (the other `1` -> `0` of this line drops a row and is killed)",
+    ("reference/conv2d.py", "`2` -> `3`", "delta_full = np.zeros((N, C_out, reach_h + 2 * eh, reach_w + 2 * ew))"):
+        "a wider zero frame around delta: the extra cells are zeros and beyond what the loops read",
     ("reference/pooling.py", "unary `-` removed", "best, where = -np.inf, None"):
         "the first cell is taken whatever best starts at (`where is None`), so the initial best is never compared",
     ("reference/printed.py", "unary `-` removed", "f = 1.0 / (1.0 + np.exp(-x))"):
