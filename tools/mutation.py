@@ -87,6 +87,8 @@ EQUIVALENT = {
     ("reference/conv2d.py", "`1` -> `0`", "reach_h, reach_w = (Ho - 1) * sh + 1, (Wo - 1) * sw + 1"):
         "(Ho - 0) * S + 1 only makes delta_full longer by S zero rows; the loop over u stops at the padded input's "
         "size, so no extra term is ever nonzero (the other `1` -> `0` of this line drops a row and is killed)",
+    ("reference/conv2d.py", "`-` -> `+`", "reach_h, reach_w = (Ho - 1) * sh + 1, (Wo - 1) * sw + 1"):
+        "(Ho + 1) * S + 1: delta_full longer by 2 S zero rows, as above",
     ("reference/conv2d.py", "`2` -> `3`", "delta_full = np.zeros((N, C_out, reach_h + 2 * eh, reach_w + 2 * ew))"):
         "a wider zero frame around delta: the extra cells are zeros and beyond what the loops read",
     ("reference/pooling.py", "unary `-` removed", "best, where = -np.inf, None"):
