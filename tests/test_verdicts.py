@@ -357,12 +357,24 @@ def test_an_argument_the_torch_version_does_not_use_has_gradient_zero_there():
 
 def test_adjoint_test_judges_the_second_difference_relative_to_the_outputs_size():
     """With W ~ 1e5, rounding leaves a second difference ~eps |y| |v| ~ 1e-11 in x: far below 1e-6 |A d| |v|, the
-    relative bound, though not below 1e-6 / (|A d| |v|)."""
+    relative bound. With W ~ 1e-3, a curvature of 1e-7 |x|^2 is above it (though below 1e-6 / (|A d| |v|))."""
     dense = get_spec("dense")
     case = dense.make_case({"N": 3, "m": 4, "n": 3}, seed=0)
     case.arrays["W"] = case.arrays["W"] * 1e5
     (c,) = [c for c in check_case(dense, dense.reference, case, oracles=("adjoint",)).comparisons
             if c.quantity == "dx"]
+    assert c.verdict == PASS, c
+    case = dense.make_case({"N": 3, "m": 4, "n": 3}, seed=0)
+    case.arrays["W"] = case.arrays["W"] * 1e-3
+    x0 = case.arrays["x"].copy()      # curvature centred on the case: it shows in the second difference only
+    curved = Implementation("slightly curved dense", lambda x, W, b: dense.reference.forward(x, W, b)
+                            + 1e-7 * np.sum((x - x0) ** 2), dense.reference.backward)
+    (c,) = [c for c in check_case(dense, curved, case, oracles=("adjoint",)).comparisons if c.quantity == "dx"]
+    assert c.verdict == FAIL and "not affine in x" in c.note
+    # 1/130 of that curvature is 4.5e-7 of |A d| |v|: below the bound, the map counts as affine
+    barely = Implementation("barely curved dense", lambda x, W, b: dense.reference.forward(x, W, b)
+                            + 7.5e-10 * np.sum((x - x0) ** 2), dense.reference.backward)
+    (c,) = [c for c in check_case(dense, barely, case, oracles=("adjoint",)).comparisons if c.quantity == "dx"]
     assert c.verdict == PASS, c
 
 
@@ -498,3 +510,21 @@ def test_a_float32_layer_with_a_large_bias_passes_the_adjoint_test():
 
     result = check_case(dense, Implementation("float32 dense", forward, backward), case, oracles=("adjoint",))
     assert [c.verdict for c in result.comparisons] == [PASS, PASS, PASS], result.comparisons
+
+
+def test_in_float32_the_pieces_held_check_uses_the_float32_adjoint_bound():
+    """A curvature of 8e-4 |A d| |v| lies above float32's bound (5.4e-4): the float32 layer is not affine."""
+    dense = get_spec("dense")
+    case = dense.make_case({"N": 3, "m": 4, "n": 3}, seed=0)
+    case.arrays["W"] = case.arrays["W"] * 1e-3
+    x0 = case.arrays["x"].copy()
+
+    def forward(x, W, b):
+        return (dense.reference.forward(x, W, b) + 1.33e-6 * np.sum((x - x0) ** 2)).astype(np.float32)
+
+    def backward(dy, x, W, b):
+        return tuple(g.astype(np.float32) for g in dense.reference.backward(dy, x, W, b))
+
+    result = check_case(dense, Implementation("curved float32 dense", forward, backward), case, oracles=("adjoint",))
+    (c,) = [c for c in result.comparisons if c.quantity == "dx"]
+    assert c.verdict == FAIL and "not affine in x" in c.note
