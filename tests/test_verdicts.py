@@ -528,3 +528,27 @@ def test_in_float32_the_pieces_held_check_uses_the_float32_adjoint_bound():
     result = check_case(dense, Implementation("curved float32 dense", forward, backward), case, oracles=("adjoint",))
     (c,) = [c for c in result.comparisons if c.quantity == "dx"]
     assert c.verdict == FAIL and "not affine in x" in c.note
+
+
+def test_finite_differences_pass_at_their_tolerance_and_fail_one_ulp_above():
+    flat = lambda t: 0.0                                            # noqa: E731  D6 = 0, no truncation, no rounding
+    tol = directional(0.0, phi=flat, scale=2.0).tolerance
+    assert directional(tol, phi=flat, scale=2.0).verdict == PASS
+    assert directional(np.nextafter(tol, np.inf), phi=flat, scale=2.0).verdict == FAIL
+
+
+def test_the_finite_difference_scale_is_the_sum_of_the_terms_not_their_mean():
+    """<g, v> = 10 - 10 + 0.1 cancels: the resolution 1e-8 applies to sum |g_i v_i| = 20.1, not to 0.1 or 6.7."""
+    arrays = {"x": np.array([1.0, 2.0, 3.0])}
+    forward = lambda a: 2.0 * a["x"]                               # noqa: E731  exactly linear: D6 = <2 dy, v>
+    dy, grad, v = np.ones(3), np.full(3, 2.0), np.array([5.0, -5.0, 0.05])
+    c = finite_diff.check_argument(forward, arrays, "x", grad + np.array([0.0, 0.0, 3e-6]), dy, forward(arrays), v, 1)
+    assert c.verdict == PASS and c.error == pytest.approx(1.5e-7, rel=1e-6)
+
+
+def test_rounding_allows_a_smooth_function_its_deviation_from_doubling():
+    """Jumps growing as h^1.43 deviate from doubling by 26% (just outside the 25% band) by ~2e-6; a forward whose
+    rounding (amplified by 1/h) is 2e-5 cannot be called kinked on that evidence."""
+    c = directional(2.0, phi=lambda t: 2 * t + abs(t) ** 2.4344, scale=2.0, abs_output_dot=1.1e7)
+    assert c.verdict == PASS, c
+    assert directional(2.0, phi=lambda t: 2 * t + abs(t) ** 2.4344, scale=2.0).verdict == KINK   # without rounding

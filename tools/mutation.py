@@ -99,6 +99,9 @@ EQUIVALENT = {
         "dividing by a sign of +-1 is multiplying by it",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
         "dividing by a sign of +-1 is multiplying by it (zeros and NaN were replaced by random signs)",
+    ("checks/finite_diff.py", "`1` -> `0`",
+     'reduction_length: int = 1, kink_reason: str = "", dtype: str = "float64",'):
+        "a reduction length of 0 counts as 1 (directional_check takes max(K, 1))",
     ("checks/adjoint.py", "`False` -> `True`", "u = direction_for(a, rng, aligned=False)"):
         "the identity <A u, v> = <u, A^T v> holds for every u: an aligned u is as good a direction as a random one",
     ("checks/adjoint.py", "`44400` -> `44401`", "rng = np.random.default_rng(case.seed ^ 0xAD70)"):
