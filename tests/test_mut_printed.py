@@ -68,6 +68,15 @@ def test_000_input_gradient_zeroes_only_negative_indices():
     dy, x, w, b = conv_case(kh=2, kw=1)          # i - s = M - 1 reads past the last output row
     with pytest.raises(pr.PrintedIndexError, match=r"dE/dy\[3, 0\]"):
         pr.conv_dx_000(dy, x, w, b)
+    # given a dE/dy as large as x (nothing out of range), the sum runs over the taps with i - s >= 0, j - t >= 0
+    x, w = normal(1, 1, 3, 4), normal(1, 1, 2, 3)
+    dy = normal(1, 1, 3, 4)
+    expected = np.zeros_like(x)
+    for i in range(3):
+        for j in range(4):
+            expected[0, 0, i, j] = sum(dy[0, 0, i - s, j - t] * w[0, 0, s, t] for s in range(2) for t in range(3)
+                                       if i - s >= 0 and j - t >= 0)
+    np.testing.assert_allclose(pr.conv_dx_000(dy, x, w, np.zeros(1)), expected, rtol=1e-12)
     dy, x, w, b = conv_case(H=1, W=4, kh=1, kw=2)
     with pytest.raises(pr.PrintedIndexError, match=r"dE/dy\[0, 3\]"):
         pr.conv_dx_000(dy, x, w, b)
@@ -77,6 +86,10 @@ def test_000_maxpool_backward_routes_to_every_tied_cell():
     x = np.array([[[[1.0, 3.0, 0.0, 2.0], [3.0, 2.0, 5.0, 1.0]]]])
     (dx,) = pr.maxpool_backward_000(np.array([[[[10.0, 20.0]]]]), x, (2, 2), (2, 2))
     np.testing.assert_array_equal(dx[0, 0], [[0, 10, 0, 0], [10, 0, 20, 0]])
+    # the window is l x l with l the kernel's first size, as printed (l x l windows moved by l)
+    x = np.array([[[[1.0, 5.0, 9.0], [2.0, 0.0, 0.0]]]])
+    (dx,) = pr.maxpool_backward_000(np.array([[[[10.0]]]]), x, (2, 3), (2, 3))
+    np.testing.assert_array_equal(dx[0, 0], [[0, 10, 0], [0, 0, 0]])
     x = normal(2, 2, 4, 6)
     dy = normal(2, 2, 2, 3)
     np.testing.assert_array_equal(pr.maxpool_backward_000(dy, x, (2, 2), (2, 2))[0],
@@ -152,6 +165,9 @@ def test_003_mean_pool_backward_expands_and_divides():
     dy = np.array([[[[4.0, 8.0]]]])
     np.testing.assert_array_equal(pr.meanpool_backward_003(dy, np.zeros((1, 1, 2, 4)), (2, 2), (2, 2))[0][0, 0],
                                   [[1, 1, 2, 2], [1, 1, 2, 2]])
+    # the printed scale is the window's first size, used on both axes
+    (dx,) = pr.meanpool_backward_003(np.array([[[[8.0]]]]), np.zeros((1, 1, 2, 3)), (2, 3), (2, 3))
+    np.testing.assert_array_equal(dx[0, 0], [[2.0, 2.0], [2.0, 2.0]])
     x, dy = normal(2, 2, 6, 3), normal(2, 2, 2, 1)
     np.testing.assert_allclose(pr.meanpool_backward_003(dy, x, (3, 3), (3, 3))[0],
                                pooling.meanpool2d_backward(dy, x, 3, 3)[0], rtol=1e-12)

@@ -92,3 +92,10 @@ def test_every_default_module_has_a_selection_of_existing_tests():
         for arg in mutation.SELECTIONS[module]:
             if arg.startswith("tests/"):
                 assert (ROOT / arg).is_file(), arg
+
+
+def test_every_listed_equivalent_mutant_still_exists():
+    """An entry whose line changed would silently stop applying: each must name a mutant of the current code."""
+    for path, description, original in mutation.EQUIVALENT:
+        assert any(m.description == description and m.original == original
+                   for m in mutation.mutants_of(path)), (path, description, original)

@@ -14,6 +14,7 @@ from cnn_gradcheck.reference import conv2d as cv
 from cnn_gradcheck.reference import conv_matrix as cm
 from cnn_gradcheck.reference import dense, losses, network, pooling, subsampling
 from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.spec import Case
 
 # ---- every reference against torch autograd -------------------------------------------------------------------
 
@@ -287,3 +288,65 @@ def test_toolbox_sizes_must_be_divisible_by_every_scale():
         network.check_toolbox_sizes(np.zeros((1, 1, 2, 3)), k, (1, 1))
     with pytest.raises(ValueError, match="conv layer 1 gives 1x0 maps"):
         network.check_toolbox_sizes(np.zeros((1, 1, 3, 2)), k, (1, 1))
+
+
+def test_default_hyperparameters_are_stride_1_no_padding_no_dilation():
+    spec = get_spec("conv2d")
+    case = spec.make_case(CONV[2], seed=9)
+    x, w, b = (case.arrays[n] for n in ("x", "w", "b"))
+    plain = {"stride": 1, "padding": 0, "dilation": 1}
+    dy = np.ones_like(cv.correlate2d_forward(x, w, b))
+    for forward, backward in IMPLEMENTATIONS["conv2d"] + IMPLEMENTATIONS["convolve2d"]:
+        np.testing.assert_array_equal(forward(x, w, b), forward(x, w, b, **plain))
+        for got, expected in zip(backward(dy, x, w, b), backward(dy, x, w, b, **plain)):
+            np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(cm.conv_matrix(w, x.shape[1:]), cm.conv_matrix(w, x.shape[1:], **plain))
+    cols = cm.im2col(x, w.shape[2:])
+    np.testing.assert_array_equal(cols, cm.im2col(x, w.shape[2:], **plain))
+    np.testing.assert_array_equal(cm.col2im(cols, x.shape, w.shape[2:]), cm.col2im(cols, x.shape, w.shape[2:], **plain))
+    np.testing.assert_array_equal(pooling.maxpool2d_forward(x, 2, 1), pooling.maxpool2d_forward(x, 2, 1, 0))
+
+
+def test_network_defaults_are_the_seeds_two_by_two_subsampling_and_pooling():
+    spec = get_spec("toolbox_cnn")
+    config = C(N=1, C0=1, C1=1, C2=1, k1=3, k2=3, s1=2, s2=2, Oh=1, Ow=1, classes=2, H=0, W=0)
+    for axis in "hw":   # 10x10 -> 8x8 -> 4x4 -> 2x2 -> 1x1: only scales of 2 divide
+        config[axis.upper()] = (config[f"O{axis}"] * 2 + 2) * 2 + 2
+    case = spec.make_case(config, seed=2)
+    arrays = [case.arrays[n] for n in spec.arg_names]
+    assert network.toolbox_cnn_forward(*arrays) == network.toolbox_cnn_forward(*arrays, scales=(2, 2))
+    for got, expected in zip(network.toolbox_cnn_backward(np.array(1.0), *arrays),
+                             network.toolbox_cnn_backward(np.array(1.0), *arrays, scales=(2, 2))):
+        np.testing.assert_array_equal(got, expected)
+    spec = get_spec("relu_cnn")
+    case = spec.make_case(C(N=1, C0=1, C1=1, k=2, pool=2, Oh=2, Ow=2, classes=2, H=5, W=5), seed=2)
+    arrays = [case.arrays[n] for n in spec.arg_names]
+    assert network.relu_cnn_forward(*arrays) == network.relu_cnn_forward(*arrays, pool=2)
+    x, _, k, b, W, bo = arrays
+    for got, expected in zip(network.relu_cnn_layers(x, k, b, W, bo), network.relu_cnn_layers(x, k, b, W, bo, 2)):
+        np.testing.assert_array_equal(got, expected)
+    for got, expected in zip(network.relu_cnn_backward(np.array(1.0), *arrays),
+                             network.relu_cnn_backward(np.array(1.0), *arrays, pool=2)):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_toolbox_network_with_rectangular_kernels_and_maps_equals_torch():
+    """cnnbp's rules are written per axis: kernels 3x2 then 2x1 on an 8x7 image give 6x6, 3x3, 2x3 maps (scales 2
+    and 1), 6 features."""
+    spec = get_spec("toolbox_cnn")
+    rng = np.random.default_rng(5)
+    arrays = {"x": rng.standard_normal((2, 1, 8, 7)), "y": rng.uniform(0, 1, (2, 2)),
+              "k1": rng.standard_normal((2, 1, 3, 2)), "b1": rng.standard_normal(2),
+              "k2": rng.standard_normal((1, 2, 2, 1)), "b2": rng.standard_normal(1),
+              "W": rng.standard_normal((6, 2)), "bo": rng.standard_normal(2)}
+    case = Case("toolbox_cnn", {}, arrays, np.array(1.5), seed=0)
+    hyper = {"scales": (2, 1)}
+    tensors = {n: torch.tensor(a, requires_grad=n in spec.differentiable) for n, a in arrays.items()}
+    y = spec.torch_forward(*[tensors[n] for n in spec.arg_names], **hyper)
+    upstream = torch.tensor(1.5, dtype=torch.float64)
+    grads = torch.autograd.grad(y, [tensors[n] for n in spec.differentiable], grad_outputs=upstream)
+    ordered = [arrays[n] for n in spec.arg_names]
+    assert_close(network.toolbox_cnn_forward(*ordered, **hyper), y.detach().numpy(), "toolbox forward")
+    for name, got, expected in zip(spec.differentiable, network.toolbox_cnn_backward(case.dy, *ordered, **hyper),
+                                   grads):
+        assert_close(got, expected.numpy(), f"toolbox d{name}")

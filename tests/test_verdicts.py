@@ -7,6 +7,7 @@ Written against the public behaviour (compare_arrays, the tolerance formulas tol
 comparisons), so that they hold whatever the internals look like. tools/mutation.py runs them against the mutants of
 checks/compare.py, tolerance.py, finite_diff.py, adjoint.py and oracles.py (docs/mutation.md)."""
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from cnn_gradcheck.adjoint import check_pair, dot_product_test, step_for
 from cnn_gradcheck.compare import FAIL, KINK, NA, PASS, Comparison, compare_arrays
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.runner import check_case
-from cnn_gradcheck.spec import Implementation
+from cnn_gradcheck.spec import Case, Implementation
 
 EPS = 2.0**-52
 
@@ -35,6 +36,7 @@ def test_rounding_tolerance_is_8_eps_K_times_the_largest_value():
     # the terms' magnitude widens the scale (a cancelling sum), the expected values' sign does not matter
     assert tolerance.rounding_tolerance(np.array([1.0, -2.0]), 10, magnitude=np.array([-5.0, 3.0])) == 400 * EPS
     assert tolerance.rounding_tolerance(np.array([4.0]), 10, magnitude=np.array([1.0])) == 320 * EPS
+    assert tolerance.rounding_tolerance(np.array([0.25]), 1, magnitude=np.array([-0.5])) == 4 * EPS  # sizes < 1
     assert tolerance.rounding_tolerance(np.zeros(3), 1) == 8 * EPS * tolerance.TINY > 0    # never exactly 0
     assert tolerance.rounding_tolerance(np.zeros(0), 1) > 0
 
@@ -73,6 +75,7 @@ def test_a_relative_error_of_1e_6_fails_and_rounding_passes():
 def test_shape_nan_scalar_and_empty_comparisons():
     c = compare_arrays("pytorch", "dx", np.zeros((2, 3)), np.zeros((3, 2)), 1)
     assert c.verdict == FAIL and c.error == math.inf and "shape (3, 2) where (2, 3) was expected" in c.note
+    assert c.tolerance == 0.0 and c.ratio == math.inf           # no tolerance makes a wrong shape right
     c = compare_arrays("pytorch", "dx", np.ones(3), np.array([1.0, np.nan, 1.0]), 1)
     assert c.verdict == FAIL and c.error == math.inf and c.worst_index == (1,)
     c = compare_arrays("pytorch", "dx", np.ones(3), np.array([1.0, 1.0, -np.inf]), 1)
@@ -81,7 +84,12 @@ def test_shape_nan_scalar_and_empty_comparisons():
     assert c.verdict == PASS and c.worst_index == () and c.expected == c.got == 3.0
     assert compare_arrays("pytorch", "forward", np.array(3.0), np.array(3.5), 1).verdict == FAIL
     c = compare_arrays("pytorch", "dx", np.zeros((0, 2)), np.zeros((0, 2)), 1)
-    assert c.verdict == PASS and c.error == 0.0
+    assert c.verdict == PASS and c.error == 0.0 and c.relative == 0.0
+
+
+def test_a_comparisons_repr_leaves_out_the_arrays():
+    c = compare_arrays("pytorch", "dx", np.full(50, 1.0), np.full(50, 2.0), 1)
+    assert "arrays" not in repr(c) and "pytorch" in repr(c) and len(c.arrays["got"]) == 50
 
 
 def test_an_exact_comparison_that_cannot_decide_fails_with_no_verdict_possible():
@@ -110,6 +118,7 @@ def test_fd_and_adjoint_tolerance_formulas():
     assert tolerance.adjoint_tolerance(2.0, "float32") == pytest.approx(2e-12 * 2.0**29, rel=1e-15)
     assert tolerance.FD_STEP == 1e-3 and tolerance.FD_STENCIL_REACH == 4e-3 and tolerance.KINK_CLEARANCE == 8e-3
     assert tolerance.MARGIN > 2 * tolerance.FD_STENCIL_REACH     # generated inputs sit beyond the stencil's reach
+    assert tolerance.TRAINING_RTOL == 1e-9     # the requirement: losses and parameters agree to 1e-9 relative
 
 
 def test_richardson_weights():
@@ -138,6 +147,12 @@ def test_finite_differences_estimate_the_derivative_to_order_h6():
     # tolerance: 10 * (|D4 - D6| + rounding) + 1e-8 * scale, with |D4 - D6| = 44 h^4 and no rounding term here
     assert c.tolerance == pytest.approx(10 * 44e-12 + 3e-8, rel=1e-3)
     assert "truncation estimate 4.4e-11" in c.note
+    off = directional(3.3)
+    assert off.verdict == FAIL and off.error == pytest.approx(0.3, rel=1e-9)
+    assert off.relative == pytest.approx(0.1, rel=1e-9)              # error / max(scale, |D6|) = 0.3 / 3
+    # K counts at least one term: a reduction length of 0 rounds like 1
+    at = {k: finite_diff.directional_check(_phi, _phi(0.0), 3.0, 3.0, 1e3, 1e-3, k, "dx").tolerance for k in (0, 1)}
+    assert at[0] == at[1] > directional(3.0).tolerance
 
 
 def test_finite_differences_resolve_1e_8_and_catch_1e_6():
@@ -153,8 +168,9 @@ def test_rounding_of_the_forward_widens_the_finite_difference_tolerance():
     quiet, noisy = directional(3.0), directional(3.0, abs_output_dot=1e3)
     rounding = finite_diff.D6_NOISE * EPS * 5 * 1e3 / 1e-3            # eps K sum|dy||y| / h, amplified
     assert noisy.tolerance - quiet.tolerance == pytest.approx(10 * rounding, rel=1e-6)
-    na = directional(3.0, abs_output_dot=1e3, dtype="float16")        # float16 rounding / h swamps the derivative
+    na = directional(3.3, abs_output_dot=1e3, dtype="float16")        # float16 rounding / h swamps the derivative
     assert na.verdict == NA and "not applicable" in na.note
+    assert na.error == pytest.approx(0.3, rel=1e-9) and na.relative == pytest.approx(0.3 / 3.0, rel=1e-9)
 
 
 def test_a_kink_inside_the_stencil_is_reported_not_judged():
@@ -163,6 +179,19 @@ def test_a_kink_inside_the_stencil_is_reported_not_judged():
     assert c.verdict == KINK and "not smooth" in c.note
     smooth_curved = lambda t: math.exp(3 * t)                      # noqa: E731  one-sided jumps double with h
     assert directional(3.0, phi=smooth_curved).verdict == PASS
+    # a small change of slope (1e-3) is still a kink: the jumps are compared in units of the derivative
+    assert directional(2.0, phi=lambda t: 2 * t + 1e-3 * abs(t - 5e-4)).verdict == KINK
+    # jumps growing as h^1.3 deviate from doubling by 19% of the larger jump: inside the 25% band, smooth enough
+    c = directional(2.0, phi=lambda t: 2 * t + abs(t) ** 2.3)
+    assert c.verdict == PASS, c
+    # a kink counts once its one-sided jump at 4h exceeds 1e-6 of the derivative's scale: c |t - h/2| jumps by
+    # 1.75 c there
+    assert directional(2.0, phi=lambda t: 2 * t + (3e-6 / 1.75) * abs(t - 5e-4), scale=2.0).verdict == KINK
+    assert directional(2.0, phi=lambda t: 2 * t + (1e-6 / 1.75) * abs(t - 5e-4), scale=100.0).verdict == PASS
+    # jumps growing as h^1.6 deviate by 34%: outside the band, not a smooth function at this scale
+    c = directional(2.2, phi=lambda t: 2 * t + abs(t) ** 2.6, scale=2.2)
+    assert c.verdict == KINK and c.error == pytest.approx(0.2, rel=1e-6) and c.relative == pytest.approx(0.2 / 2.2,
+                                                                                                        rel=1e-6)
     c = directional(3.0, kink_reason="the input lies 1e-4 from a kink")
     assert c.verdict == KINK and "the input lies 1e-4 from a kink" in c.note
 
@@ -196,6 +225,7 @@ def test_directions_are_aligned_with_the_gradient_and_bounded():
     g = np.array([3.0, -1e-9, 0.0, np.nan, -4.0] * 40)
     v = finite_diff.direction_for(g, rng)
     assert np.all((np.abs(v) >= 0.5) & (np.abs(v) <= 1.0))
+    assert np.min(np.abs(v)) < 0.6 and np.max(np.abs(v)) > 0.9          # random magnitudes, not all 1
     known = np.isfinite(g) & (g != 0)
     assert np.all(np.sign(v[known]) == np.sign(g[known]))
     assert {1.0, -1.0} <= set(np.sign(v[~known]))                     # random signs where g says nothing
@@ -227,7 +257,24 @@ def test_adjoint_bound_is_1e_12_of_the_cauchy_schwarz_scale():
     assert check_pair("dw", A @ u, v, u, A.T @ v + 1e-10 * np.abs(A.T @ v)).verdict == FAIL
     assert check_pair("dw", A @ u, v, u, A.T @ v * (1 + 1e-14)).verdict == PASS
     assert check_pair("dw", A @ u, v, u, A.T @ v, note="mine").note == "mine"
-    assert check_pair("dw", A @ u, v, u, A.T @ v, dtype="float16").verdict == NA
+    na = check_pair("dw", A @ u, v, u, A.T @ v * (1 + 1e-3), dtype="float16")
+    _, _, err, scale = dot_product_test(A @ u, v, u, A.T @ v * (1 + 1e-3))
+    assert na.verdict == NA and na.error == err and na.relative == pytest.approx(err / scale, rel=1e-12)
+
+
+def test_adjoint_passes_at_its_tolerance_and_fails_one_ulp_above():
+    """<A u, v> = e against <u, A^T v> = 0, with e the tolerance itself (a fixed point: the scale contains e)."""
+    s = 2.0**40
+    e = 1.0
+
+    def pair(e):
+        return check_pair("dx", np.array([e, 0.0]), np.array([1.0, 0.0]), np.array([1.0, 0.0]), np.array([0.0, s]))
+
+    for _ in range(20):
+        e = pair(e).tolerance
+    at = pair(e)
+    assert at.error == at.tolerance == e and at.verdict == PASS
+    assert pair(np.nextafter(e, np.inf)).verdict == FAIL
 
 
 def test_adjoint_step_keeps_piecewise_linear_pieces():
@@ -238,9 +285,20 @@ def test_adjoint_step_keeps_piecewise_linear_pieces():
     t = step_for(relu, "x", case, u)
     reach = min(tolerance.ADJOINT_PIECEWISE_REACH, float(np.min(np.abs(case.arrays["x"]))) * 0.25)
     assert t == 2.0 ** math.floor(math.log2(reach))                 # the largest power of two within reach
+    # policy 4: the reach is MARGIN / 8 = 1.25e-3 (this case lies >= MARGIN from 0, so that bound is the binding one)
+    assert float(np.min(np.abs(case.arrays["x"]))) >= 1e-2
+    assert step_for(relu, "x", case, np.array([[1.25e-3, -1e-3, 5e-4]])) == 1.0
+    assert step_for(relu, "x", case, np.array([[1.26e-3, -1e-3, 5e-4]])) == 0.5
+    # close to a kink, a quarter of the case's distance to it is the binding bound
+    near = Case("relu", case.config, {"x": np.array([[2e-3, -0.5, 0.7]])}, case.dy, case.seed)
+    assert step_for(relu, "x", near, np.array([[5e-4, -1e-4, 2e-4]])) == 1.0
+    assert step_for(relu, "x", near, np.array([[5.1e-4, -1e-4, 2e-4]])) == 0.5
     on_kink = relu.make_case({"N": 1, "K": 3, "offset": 0.0}, seed=0)
     on_kink.arrays["x"][0, 1] = 0.0
     assert step_for(relu, "x", on_kink, u) == 0.0
+    (c,) = check_case(relu, relu.reference, on_kink, oracles=("adjoint",)).comparisons
+    assert c.verdict == KINK and "sits on a non-differentiable point" in c.note
+    assert c.error == c.relative == c.tolerance == 0.0                 # no error is claimed for a kink
     assert step_for(relu, "x", case, np.zeros((1, 3))) == 0.0
 
 
@@ -280,8 +338,66 @@ def test_every_oracle_passes_a_right_implementation_and_names_each_quantity():
     assert verdicts == {"pytorch": everything, "reference": everything, "sparse matrix": everything,
                         "finite differences": {"dx": PASS, "dw": PASS, "db": PASS},
                         "adjoint": {"dx": PASS, "dw": PASS, "db": PASS}}
-    # the reference is never compared with itself
+    # the reference is never compared with itself, nor with an equal copy of itself
     assert "reference" not in by_oracle(check_case(CONV, CONV.reference, case))
+    twin = Implementation(CONV.reference.name, CONV.reference.forward, CONV.reference.backward)
+    assert "reference" not in by_oracle(check_case(CONV, twin, case))
+
+
+def test_an_argument_the_torch_version_does_not_use_has_gradient_zero_there():
+    dense = get_spec("dense")
+    no_bias = replace(dense, torch_forward=lambda x, W, b: x @ W)
+    case = dense.make_case({"N": 2, "m": 3, "n": 2}, seed=0)
+    verdicts = by_oracle(check_case(no_bias, dense.reference, case, oracles=("pytorch",)))["pytorch"]
+    assert verdicts == {"forward": FAIL, "dx": PASS, "dW": PASS, "db": FAIL}
+    zero_db = Implementation("db = 0", lambda x, W, b: x @ W,
+                             lambda dy, x, W, b: (*dense.reference.backward(dy, x, W, b)[:2], np.zeros(2)))
+    assert check_case(no_bias, zero_db, case, oracles=("pytorch",)).passed
+
+
+def test_adjoint_test_judges_the_second_difference_relative_to_the_outputs_size():
+    """With W ~ 1e5, rounding leaves a second difference ~eps |y| |v| ~ 1e-11 in x: far below 1e-6 |A d| |v|, the
+    relative bound. With W ~ 1e-3, a curvature of 1e-7 |x|^2 is above it (though below 1e-6 / (|A d| |v|))."""
+    dense = get_spec("dense")
+    case = dense.make_case({"N": 3, "m": 4, "n": 3}, seed=0)
+    case.arrays["W"] = case.arrays["W"] * 1e5
+    (c,) = [c for c in check_case(dense, dense.reference, case, oracles=("adjoint",)).comparisons
+            if c.quantity == "dx"]
+    assert c.verdict == PASS, c
+    case = dense.make_case({"N": 3, "m": 4, "n": 3}, seed=0)
+    case.arrays["W"] = case.arrays["W"] * 1e-3
+    x0 = case.arrays["x"].copy()      # curvature centred on the case: it shows in the second difference only
+    curved = Implementation("slightly curved dense", lambda x, W, b: dense.reference.forward(x, W, b)
+                            + 1e-7 * np.sum((x - x0) ** 2), dense.reference.backward)
+    (c,) = [c for c in check_case(dense, curved, case, oracles=("adjoint",)).comparisons if c.quantity == "dx"]
+    assert c.verdict == FAIL and "not affine in x" in c.note
+    # 1/130 of that curvature is 4.5e-7 of |A d| |v|: below the bound, the map counts as affine
+    barely = Implementation("barely curved dense", lambda x, W, b: dense.reference.forward(x, W, b)
+                            + 7.5e-10 * np.sum((x - x0) ** 2), dense.reference.backward)
+    (c,) = [c for c in check_case(dense, barely, case, oracles=("adjoint",)).comparisons if c.quantity == "dx"]
+    assert c.verdict == PASS, c
+
+
+def test_a_float32_forward_that_cancels_gets_finite_differences_sized_by_its_terms():
+    """y = x W with x = (100, -100), W = (1, 1): y = 0 from terms of size 100, whose float32 rounding the
+    differences amplify by 1/h. Judged at the terms' size (policy 6) there is no false alarm; a wrong gradient
+    still fails."""
+    dense = get_spec("dense")
+    arrays = {"x": np.array([[100.0, -100.0]]), "W": np.array([[1.0], [1.0]]), "b": np.array([0.0])}
+    case = Case("dense", {"N": 1, "m": 2, "n": 1}, arrays, np.array([[1.0]]), seed=0)
+
+    def float32(factor):
+        def backward(dy, x, W, b):
+            dx, dW, db = dense.reference.backward(dy, x, W, b)
+            return dx.astype(np.float32), (dW * factor).astype(np.float32), db.astype(np.float32)
+        return Implementation(f"float32 dense {factor}", lambda x, W, b: (x.astype(np.float32) @ W.astype(np.float32)
+                                                                          + b.astype(np.float32)), backward)
+
+    right = check_case(dense, float32(1.0), case, oracles=("finite differences",))
+    verdicts = {c.quantity: c.verdict for c in right.comparisons}
+    assert verdicts["dW"] == PASS and FAIL not in verdicts.values(), right.comparisons  # dx, db: n/a in float32
+    wrong = check_case(dense, float32(1.01), case, oracles=("finite differences",))
+    assert {c.quantity: c.verdict for c in wrong.comparisons}["dW"] == FAIL
 
 
 @pytest.mark.parametrize("index, quantity", [(0, "dx"), (1, "dw"), (2, "db")])
@@ -318,6 +434,13 @@ def test_a_case_closer_to_a_kink_than_the_stencil_gets_a_kink_verdict():
     assert c.verdict == KINK and "closer than the stencil's reach" in c.note
     far = relu.make_case({"N": 1, "K": 3, "offset": 0.0}, seed=0)
     assert check_case(relu, relu.reference, far, oracles=("finite differences",)).comparisons[0].verdict == PASS
+    x = far.arrays["x"].copy()
+    x[0, 0] = tolerance.KINK_CLEARANCE                              # exactly at the clearance: not closer
+    at = Case("relu", far.config, {"x": x}, far.dy, far.seed)
+    assert check_case(relu, relu.reference, at, oracles=("finite differences",)).comparisons[0].verdict == PASS
+    x[0, 0] = np.nextafter(tolerance.KINK_CLEARANCE, 0.0)
+    closer = Case("relu", far.config, {"x": x}, far.dy, far.seed)
+    assert check_case(relu, relu.reference, closer, oracles=("finite differences",)).comparisons[0].verdict == KINK
 
 
 def test_a_forward_that_is_not_affine_in_a_linear_argument_fails_the_adjoint_test():
@@ -327,8 +450,105 @@ def test_a_forward_that_is_not_affine_in_a_linear_argument_fails_the_adjoint_tes
     def forward(x, W, b):
         return dense.reference.forward(x, W, b) + 1e-3 * np.sum(x**2)
 
-    result = check_case(dense, Implementation("curved dense", forward, dense.reference.backward), case,
+    calls = []                                                       # (kind, x or dy), in call order
+
+    def recording_forward(x, W, b):
+        calls.append(("forward", x))
+        return forward(x, W, b)
+
+    def recording_backward(dy, x, W, b):
+        calls.append(("backward", dy))
+        return dense.reference.backward(dy, x, W, b)
+
+    result = check_case(dense, Implementation("curved dense", recording_forward, recording_backward), case,
                         oracles=("adjoint",))
     verdicts = {c.quantity: c for c in result.comparisons}
     assert verdicts["dx"].verdict == FAIL and "not affine in x" in verdicts["dx"].note
+    # the reported second difference is <f(a + u) + f(a - u) - 2 f(a), v>: the two forward calls at a moved x,
+    # and v the upstream gradient of the backward call that follows them
+    a, W, b = case.arrays["x"], case.arrays["W"], case.arrays["b"]
+    first = next(i for i, (kind, x) in enumerate(calls) if kind == "forward" and not np.array_equal(x, a))
+    (_, plus), (_, minus) = calls[first], calls[first + 1]
+    v = next(dy for kind, dy in calls[first + 2:] if kind == "backward")
+    second = forward(plus, W, b) + forward(minus, W, b) - 2 * forward(a, W, b)
+    expected = abs(float(np.sum(second * v)))
+    reported = float(verdicts["dx"].note.split("2 f(a), v> = ")[1].split(";")[0])
+    assert reported == pytest.approx(expected, rel=2e-3)
     assert verdicts["dW"].verdict == PASS and verdicts["db"].verdict == PASS
+
+
+def test_the_adjoint_tests_backward_call_cannot_change_the_case():
+    """A plug-in that scribbles on its inputs in the adjoint test's call gets copies: the case stays as generated."""
+    dense = get_spec("dense")
+    case = dense.make_case({"N": 2, "m": 3, "n": 2}, seed=0)
+    before = {n: a.copy() for n, a in case.arrays.items()}
+
+    def backward(dy, x, W, b):
+        grads = dense.reference.backward(dy, x, W, b)
+        if not np.array_equal(dy, case.dy):                        # only in the adjoint test's calls
+            x[...] = 0.0
+            W[...] = 0.0
+        return grads
+
+    check_case(dense, Implementation("scribbling dense", dense.reference.forward, backward), case,
+               oracles=("adjoint",))
+    assert all(np.array_equal(case.arrays[n], before[n]) for n in before)
+
+
+def test_a_float32_layer_with_a_large_bias_passes_the_adjoint_test():
+    """float32 rounding of f(a +- u) ~ eps32 |b| leaves a second difference above 1e-6 |A d| |v|: in float32 the
+    pieces-held check is judged at the float32 adjoint bound (5.4e-4), not at 1e-6."""
+    dense = get_spec("dense")
+    case = dense.make_case({"N": 3, "m": 4, "n": 3}, seed=1)
+    case.arrays["b"] = case.arrays["b"] + 300.0
+
+    def forward(x, W, b):
+        return x.astype(np.float32) @ W.astype(np.float32) + b.astype(np.float32)
+
+    def backward(dy, x, W, b):
+        return tuple(g.astype(np.float32) for g in dense.reference.backward(dy, x, W, b))
+
+    result = check_case(dense, Implementation("float32 dense", forward, backward), case, oracles=("adjoint",))
+    assert [c.verdict for c in result.comparisons] == [PASS, PASS, PASS], result.comparisons
+
+
+def test_in_float32_the_pieces_held_check_uses_the_float32_adjoint_bound():
+    """A curvature of 8e-4 |A d| |v| lies above float32's bound (5.4e-4): the float32 layer is not affine."""
+    dense = get_spec("dense")
+    case = dense.make_case({"N": 3, "m": 4, "n": 3}, seed=0)
+    case.arrays["W"] = case.arrays["W"] * 1e-3
+    x0 = case.arrays["x"].copy()
+
+    def forward(x, W, b):
+        return (dense.reference.forward(x, W, b) + 1.33e-6 * np.sum((x - x0) ** 2)).astype(np.float32)
+
+    def backward(dy, x, W, b):
+        return tuple(g.astype(np.float32) for g in dense.reference.backward(dy, x, W, b))
+
+    result = check_case(dense, Implementation("curved float32 dense", forward, backward), case, oracles=("adjoint",))
+    (c,) = [c for c in result.comparisons if c.quantity == "dx"]
+    assert c.verdict == FAIL and "not affine in x" in c.note
+
+
+def test_finite_differences_pass_at_their_tolerance_and_fail_one_ulp_above():
+    flat = lambda t: 0.0                                            # noqa: E731  D6 = 0, no truncation, no rounding
+    tol = directional(0.0, phi=flat, scale=2.0).tolerance
+    assert directional(tol, phi=flat, scale=2.0).verdict == PASS
+    assert directional(np.nextafter(tol, np.inf), phi=flat, scale=2.0).verdict == FAIL
+
+
+def test_the_finite_difference_scale_is_the_sum_of_the_terms_not_their_mean():
+    """<g, v> = 10 - 10 + 0.1 cancels: the resolution 1e-8 applies to sum |g_i v_i| = 20.1, not to 0.1 or 6.7."""
+    arrays = {"x": np.array([1.0, 2.0, 3.0])}
+    forward = lambda a: 2.0 * a["x"]                               # noqa: E731  exactly linear: D6 = <2 dy, v>
+    dy, grad, v = np.ones(3), np.full(3, 2.0), np.array([5.0, -5.0, 0.05])
+    c = finite_diff.check_argument(forward, arrays, "x", grad + np.array([0.0, 0.0, 3e-6]), dy, forward(arrays), v, 1)
+    assert c.verdict == PASS and c.error == pytest.approx(1.5e-7, rel=1e-6)
+
+
+def test_rounding_allows_a_smooth_function_its_deviation_from_doubling():
+    """Jumps growing as h^1.43 deviate from doubling by 26% (just outside the 25% band) by ~2e-6; a forward whose
+    rounding (amplified by 1/h) is 2e-5 cannot be called kinked on that evidence."""
+    c = directional(2.0, phi=lambda t: 2 * t + abs(t) ** 2.4344, scale=2.0, abs_output_dot=1.1e7)
+    assert c.verdict == PASS, c
+    assert directional(2.0, phi=lambda t: 2 * t + abs(t) ** 2.4344, scale=2.0).verdict == KINK   # without rounding

@@ -10,6 +10,7 @@ mutant (the edit cannot change behaviour; docs/mutation.md lists those with the 
     .venv/bin/python tools/mutation.py --modules reference/activations.py,checks/compare.py --sample 15
     .venv/bin/python tools/mutation.py --list --modules reference/dense.py       # the mutants, nothing run
     .venv/bin/python tools/mutation.py --only reference/dense.py:33              # the mutants of one line
+    .venv/bin/python tools/mutation.py --json run.json ...; ... --rerun run.json    # only the survivors, again
 
 The scratch copy: the tree is copied to a temporary folder, and ``_pkgroot/cnn_gradcheck`` in it is assembled as
 the install would (checks/ with reference/ and examples/ inside); ``_pkgroot`` comes first on sys.path, ahead of
@@ -69,6 +70,48 @@ SELECTIONS: dict[str, list[str]] = {
     "checks/finite_diff.py": [_VERDICTS, "tests/test_nondifferentiable.py", "tests/test_precision.py"],
     "checks/adjoint.py": [_VERDICTS, "tests/test_adjoint.py", "tests/test_precision.py"],
     "checks/oracles.py": [_VERDICTS, "tests/test_references.py", "tests/test_precision.py"],
+}
+
+#: mutants that cannot change behaviour, keyed by (path, mutation, original line) so that they follow the line when
+#: code moves; the reasons are in docs/mutation.md. They are run like any other mutant (a test that kills one shows
+#: the reasoning wrong), but a survivor listed here counts as equivalent, not as a gap in the tests.
+EQUIVALENT = {
+    ("reference/activations.py", "`>=` -> `>`",
+     "out[index] = 1.0 / (1.0 + np.exp(-v)) if v >= 0 else np.exp(v) / (1.0 + np.exp(v))"):
+        "at v = 0 both branches give 1 / 2 exactly",
+    ("reference/activations.py", "`0` -> `1`",
+     "out[index] = 1.0 / (1.0 + np.exp(-v)) if v >= 0 else np.exp(v) / (1.0 + np.exp(v))"):
+        "for 0 <= v < 1 the second form is the same value (within an ulp) and cannot overflow",
+    ("reference/activations.py", "`>` -> `>=`", "y[index] = x[index] if x[index] > 0 else 0.0"):
+        "at x = 0 both give 0 (x itself is 0 or -0.0, equal to 0.0)",
+    ("reference/conv2d.py", "`1` -> `0`", "reach_h, reach_w = (Ho - 1) * sh + 1, (Wo - 1) * sw + 1"):
+        "(Ho - 0) * S + 1 only makes delta_full longer by S zero rows; the loop over u stops at the padded input's "
+        "size, so no extra term is ever nonzero (the other `1` -> `0` of this line drops a row and is killed)",
+    ("reference/conv2d.py", "`-` -> `+`", "reach_h, reach_w = (Ho - 1) * sh + 1, (Wo - 1) * sw + 1"):
+        "(Ho + 1) * S + 1: delta_full longer by 2 S zero rows, as above",
+    ("reference/conv2d.py", "`2` -> `3`", "delta_full = np.zeros((N, C_out, reach_h + 2 * eh, reach_w + 2 * ew))"):
+        "a wider zero frame around delta: the extra cells are zeros and beyond what the loops read",
+    ("reference/pooling.py", "unary `-` removed", "best, where = -np.inf, None"):
+        "the first cell is taken whatever best starts at (`where is None`), so the initial best is never compared",
+    ("reference/printed.py", "unary `-` removed", "f = 1.0 / (1.0 + np.exp(-x))"):
+        "f (1 - f) is even in x: sigmoid(-x) = 1 - sigmoid(x)",
+    ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * random_sign"):
+        "dividing by a sign of +-1 is multiplying by it",
+    ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
+        "dividing by a sign of +-1 is multiplying by it (zeros and NaN were replaced by random signs)",
+    ("checks/finite_diff.py", "`1` -> `0`",
+     'reduction_length: int = 1, kink_reason: str = "", dtype: str = "float64",'):
+        "a reduction length of 0 counts as 1 (directional_check takes max(K, 1))",
+    ("checks/adjoint.py", "`False` -> `True`", "u = direction_for(a, rng, aligned=False)"):
+        "the identity <A u, v> = <u, A^T v> holds for every u: an aligned u is as good a direction as a random one",
+    ("checks/adjoint.py", "`44400` -> `44401`", "rng = np.random.default_rng(case.seed ^ 0xAD70)"):
+        "another seed draws other, equally valid random directions",
+    ("checks/oracles.py", "`24301` -> `24302`", "rng = np.random.default_rng(case.seed ^ 0x5EED)"):
+        "another seed draws other, equally valid random directions",
+    ("checks/oracles.py", "returned value -> `None`", 'return ""'):
+        "kink_reason's empty reason is only tested for truth: None and '' are both false",
+    ("checks/adjoint.py", "`>` -> `>=`", "if curvature > limit * max(_norm(Ad) * _norm(v), tolerance.TINY):"):
+        "differs only when a rounding-level second difference equals the bound exactly (no input reaches it)",
 }
 
 SCRATCH_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".hypothesis", ".pytest_cache", "reports",
@@ -347,14 +390,15 @@ class Run:
 
     def __init__(self, tree: Path, selection: list[str], timeout: float, isolation: str):
         self.tree, self.start, self.timeout = tree, time.monotonic(), timeout
+        self.proc: subprocess.Popen | None = None  # kept: a collected Popen may reap the child behind our back
         log = tree / "_mutation.log"
         if isolation == "subprocess":
             env = {**os.environ, **ENV, "PYTHONPATH": os.pathsep.join(
                 _pythonpath(tree) + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
             with open(log, "w") as out:
-                self.pid = subprocess.Popen([sys.executable, "-m", "pytest", *PYTEST_ARGS, *selection], cwd=tree,
-                                            env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True).pid
+                self.proc = subprocess.Popen([sys.executable, "-m", "pytest", *PYTEST_ARGS, *selection], cwd=tree,
+                                             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.pid = self.proc.pid
             return
         self.pid = os.fork()
         if self.pid == 0:  # child: pytest on the scratch copy; the harness is imported here, fresh
@@ -377,9 +421,14 @@ class Run:
 
     def poll(self) -> str | None:
         """The outcome once the run ended (or was killed for running past its timeout), else None."""
-        done, status = os.waitpid(self.pid, os.WNOHANG)
-        if done:
-            return _outcome(os.waitstatus_to_exitcode(status))
+        if self.proc is not None:
+            rc = self.proc.poll()
+            if rc is not None:
+                return _outcome(rc)
+        else:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                return _outcome(os.waitstatus_to_exitcode(status))
         if self.seconds > self.timeout:
             self.kill()
             return "timeout"
@@ -390,14 +439,21 @@ class Run:
             os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        if self.proc is not None:
+            self.proc.wait()
+            return
         try:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
 
     def wait(self) -> str:
-        while (outcome := self.poll()) is None:
-            time.sleep(0.02)
+        try:
+            while (outcome := self.poll()) is None:
+                time.sleep(0.02)
+        except BaseException:  # Ctrl-C: the run goes with us
+            self.kill()
+            raise
         return outcome
 
 
@@ -416,6 +472,12 @@ class Result:
     mutant: Mutant
     outcome: str       # killed | survived | timeout | error (...)
     seconds: float
+
+    @property
+    def equivalent(self) -> bool:
+        """A survivor that docs/mutation.md shows cannot change behaviour."""
+        m = self.mutant
+        return self.outcome == "survived" and (m.path, m.description, m.original) in EQUIVALENT
 
 
 def run_mutants(mutants: list[Mutant], trees: list[Path], isolation: str, timeouts: dict[str, float],
@@ -452,21 +514,23 @@ def run_mutants(mutants: list[Mutant], trees: list[Path], isolation: str, timeou
     return results
 
 
+def score(results: list[Result]) -> tuple[int, int, float]:
+    """(killed, mutants that could be killed, percent): equivalent mutants and errors are left out."""
+    killed = sum(r.outcome in ("killed", "timeout") for r in results)
+    killable = sum(not r.outcome.startswith("error") and not r.equivalent for r in results)
+    return killed, killable, 100.0 * killed / killable if killable else float("nan")
+
+
 def score_lines(results: list[Result]) -> list[str]:
     lines = []
-    for path in dict.fromkeys(r.mutant.path for r in results):
-        rs = [r for r in results if r.mutant.path == path]
-        killed = sum(r.outcome in ("killed", "timeout") for r in rs)
-        judged = sum(not r.outcome.startswith("error") for r in rs)
-        timeouts = sum(r.outcome == "timeout" for r in rs)
-        errors = len(rs) - judged
-        pct = 100.0 * killed / judged if judged else float("nan")
-        lines.append(f"{path:32s} {killed:4d}/{judged:<4d} killed  {pct:5.1f}%"
-                     + (f"  ({timeouts} by timeout)" if timeouts else "") + (f"  {errors} errors" if errors else ""))
-    killed = sum(r.outcome in ("killed", "timeout") for r in results)
-    judged = sum(not r.outcome.startswith("error") for r in results)
-    if judged:
-        lines.append(f"{'total':32s} {killed:4d}/{judged:<4d} killed  {100.0 * killed / judged:5.1f}%")
+    for path in [*dict.fromkeys(r.mutant.path for r in results), "total"]:
+        rs = [r for r in results if path in ("total", r.mutant.path)]
+        killed, killable, pct = score(rs)
+        notes = [f"{n} {what}" for n, what in ((sum(r.outcome == "timeout" for r in rs), "by timeout"),
+                                                (sum(r.equivalent for r in rs), "equivalent"),
+                                                (sum(r.outcome.startswith("error") for r in rs), "errors")) if n]
+        lines.append(f"{path:32s} {killed:4d}/{killable:<4d} killed  {pct:5.1f}%"
+                     + (f"  (of {len(rs)} mutants; {', '.join(notes)})" if notes else ""))
     return lines
 
 
@@ -483,6 +547,7 @@ def main(argv=None) -> int:
     parser.add_argument("--isolation", choices=("fork", "subprocess"), default="fork" if hasattr(os, "fork")
                         else "subprocess", help="fork a pre-warmed process per mutant (default) or start a fresh one")
     parser.add_argument("--only", default="", help="comma-separated PATH:LINE; only the mutants on those lines")
+    parser.add_argument("--rerun", default="", help="a --json file of an earlier run: run its survivors again")
     parser.add_argument("--list", action="store_true", help="print the mutants and exit")
     parser.add_argument("--json", default="", help="write every result to this file")
     parser.add_argument("--fail-under", type=float, default=0.0, help="exit 1 if the total score is below (percent)")
@@ -499,6 +564,13 @@ def main(argv=None) -> int:
         if only:
             ms = [m for m in ms if m.where in only]
         mutants += sample(ms, args.sample, args.seed) if ms else []
+    if args.rerun:  # the survivors of an earlier run, if the module is unchanged (else its mutants moved)
+        earlier = [Mutant(**{k: v for k, v in r.items() if k in Mutant.__dataclass_fields__})
+                   for r in json.loads(Path(args.rerun).read_text()) if r["outcome"] == "survived"]
+        current = {path: set(mutants_of(path)) for path in {m.path for m in earlier}}
+        mutants = [m for m in earlier if m in current[m.path]]
+        if len(mutants) < len(earlier):
+            print(f"{len(earlier) - len(mutants)} survivors no longer apply (their module changed)")
     if args.list:
         for m in mutants:
             print(f"{m.where}:{m.col}: {m.description:32s} | {m.original}")
@@ -538,21 +610,25 @@ def main(argv=None) -> int:
     print(f"\nmutation score ({datetime.date.today()}, sample {args.sample or 'all'} per file, seed {args.seed}):")
     for line in score_lines(results):
         print("  " + line)
-    survivors = [r for r in results if r.outcome == "survived"]
-    if survivors:
-        print("\nsurvivors (file:line, mutation, original line):")
-        for r in survivors:
-            print(f"  {r.mutant.where}: {r.mutant.description} | {r.mutant.original}")
+    for title, rs in (("survivors", [r for r in results if r.outcome == "survived" and not r.equivalent]),
+                      ("equivalent survivors", [r for r in results if r.equivalent])):
+        if rs:
+            print(f"\n{title} (file:line, mutation, original line):")
+            for r in rs:
+                print(f"  {r.mutant.where}: {r.mutant.description} | {r.mutant.original}")
     errors = [r for r in results if r.outcome.startswith("error")]
     for r in errors:
         print(f"  {r.mutant.where}: {r.mutant.description}: {r.outcome}")
     if args.json:
-        Path(args.json).write_text(json.dumps([{**asdict(r.mutant), "outcome": r.outcome, "seconds": r.seconds}
+        Path(args.json).write_text(json.dumps([{**asdict(r.mutant), "outcome": r.outcome, "seconds": r.seconds,
+                                                "equivalent": r.equivalent}
                                                for r in results], indent=1))
-    killed = sum(r.outcome in ("killed", "timeout") for r in results)
-    judged = sum(not r.outcome.startswith("error") for r in results)
-    return 1 if judged and 100.0 * killed / judged < args.fail_under else 0
+    killed, killable, pct = score(results)
+    return 1 if killable and pct < args.fail_under else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before any mutant ran (while importing); nothing was written yet
+        sys.exit(130)
