@@ -130,7 +130,7 @@ BAD = [
          "raised at tests/test_bad_plugins.py:", "in _raises")),
     Bad("sys.exit inside", _forward_then(_exits),
         ("SystemExit inside the implementation", "forward raised SystemExit (exit status 3) (raised at "
-         "tests/test_bad_plugins.py:", "in _exits); a layer must not end the process")),
+         "tests/test_bad_plugins.py:", "in _exits: sys.exit(3); a layer must not end the process")),
     Bad("GeneratorExit inside", _backward_then(_generator_exit),
         ("GeneratorExit inside the implementation", "backward raised GeneratorExit: closed")),
     Bad("input mutated", _forward_then(_mutates_x),

@@ -19,10 +19,6 @@ from cnn_gradcheck.spec import SpecError
 FEW = settings(max_examples=8, deadline=None, derandomize=True, database=None)
 NO_SHRINK = settings(FEW, phases=[Phase.explicit, Phase.generate])
 SHRINK = settings(FEW, phases=[Phase.explicit, Phase.generate, Phase.shrink])
-#: correct normalization layers against torch: their backward cancels (dy - mean dy - xhat mean(dy xhat)), and the
-#: term sizes estimated from |inputs| miss it, so rounding (~1e-16 absolute) exceeds today's tolerance
-ROUNDING_XFAIL = pytest.mark.xfail(strict=True, raises=CheckFailure,
-                                   reason="needs the estimated rounding noise of the numbers branch")
 
 
 # ------------------------------------------------------------------------------------ a user's numpy layers
@@ -148,7 +144,7 @@ def off_by(backward, arg_names, wrong: str, relative: float):
 # ------------------------------------------------------------------------------------------------ correct layers
 
 @pytest.mark.parametrize("layer", [
-    pytest.param("batchnorm2d", marks=ROUNDING_XFAIL), pytest.param("layernorm", marks=ROUNDING_XFAIL),
+    "batchnorm2d", "layernorm",  # their backward cancels; the estimated rounding noise (policy 1b) sizes it
     "grouped_conv"])
 def test_a_correct_layer_passes_against_torch(layer):
     forward, backward, inputs, reference, linear = LAYERS[layer]
@@ -169,9 +165,7 @@ def test_a_correct_layer_passes_without_a_reference_and_against_its_numpy_forwar
     assert {"reference", "finite differences"} <= against.oracles_seen
 
 
-#: batchnorm2d and layernorm against torch are left out here: today their correct gradients already raise the
-#: rounding false alarms marked xfail above, which would hide which gradient was planted
-WRONG = [(layer, reference) for layer in LAYERS for reference in ("none", "numpy pair")] + [("grouped_conv", "torch")]
+WRONG = ([(layer, reference) for layer in LAYERS for reference in ("none", "numpy pair", "torch")])
 
 
 @pytest.mark.parametrize("layer, reference", WRONG)
@@ -244,7 +238,7 @@ def _nondeterministic(dy, x):
 
 MISBEHAVIOURS = {
     "exception": (_raises, lambda dy, x: dy, "exception inside the implementation"),
-    "wrong gradient shape": (lambda x: 2 * x, lambda dy, x: 2 * dy[:1], "wrong output shape"),
+    "wrong gradient shape": (lambda x: 2 * x, lambda dy, x: 2 * dy[:1], "wrong gradient shape"),
     "NaN": (lambda x: x * np.nan, lambda dy, x: dy, "NaN in the output"),
     "mutated input": (lambda x: x.copy(), _mutating, "input mutated in place"),
     "nondeterministic": (lambda x: x.copy(), _nondeterministic, "nondeterministic results"),

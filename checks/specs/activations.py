@@ -58,6 +58,19 @@ def _large_spread(c, arrays, rng):
 
 #: special values of the smooth element-wise activations: exact zeros (f' is defined there), one value everywhere,
 #: saturated inputs (f' ~ e^-30) and tiny ones
+def sigmoid_terms(c, arrays, dy):
+    """Sizes of the terms of dE/dx = dy f (1 - f): f's rounding enters 1 - f unreduced, so |dy| f ((1 - f) + f)
+    = |dy| f (policy 1a). Declared because policy 1b's float32 probe cannot see it where the input saturates:
+    there f rounds to exactly 1 in float32 and the probe's 1 - f is 0, while float64's carries eps / (1 - f)."""
+    return {"dx": np.abs(dy) / (1 + np.exp(-arrays["x"]))}
+
+
+def tanh_terms(c, arrays, dy):
+    """Sizes of the terms of dE/dx = dy (1 - y^2): |dy| (1 + y^2) (policy 1a; 1 - y^2 cancels for |x| > 1, and
+    saturated inputs round y to exactly +-1 in float32, where policy 1b's probe sees nothing)."""
+    return {"dx": np.abs(dy) * (1 + np.tanh(arrays["x"]) ** 2)}
+
+
 SMOOTH_SPECIALS = {"zeros": exact_zeros("x"), "repeated": repeated("x"), "saturated": saturated("x"),
                    "tiny": scaled("x", TINY_SCALE)}
 
@@ -68,9 +81,9 @@ RELU = _spec("relu", F.relu, lambda c, rng: {"x": away_from_zero(rng, shape(c))}
              special_values={"zeros": exact_zeros("x"), "repeated": _relu_repeated, "huge": scaled("x", VERY_HUGE_SCALE)},
              kink_values=("zeros",), subgradient=relu_subgradient)
 SIGMOID = _spec("sigmoid", torch.sigmoid, lambda c, rng: {"x": normal(rng, shape(c), 2.0)},
-                "logistic sigmoid 1 / (1 + e^-x)", special_values=SMOOTH_SPECIALS)
+                "logistic sigmoid 1 / (1 + e^-x)", magnitudes=sigmoid_terms, special_values=SMOOTH_SPECIALS)
 TANH = _spec("tanh", torch.tanh, lambda c, rng: {"x": normal(rng, shape(c), 2.0)},
-             "hyperbolic tangent", special_values=SMOOTH_SPECIALS)
+             "hyperbolic tangent", magnitudes=tanh_terms, special_values=SMOOTH_SPECIALS)
 SOFTMAX = _spec("softmax", lambda x: F.softmax(x, dim=1),
                 lambda c, rng: {"x": c["offset"] + normal(rng, shape(c))},
                 "softmax over axis 1 of (N, K), logits O(1) and in the hundreds", offsets=OFFSETS,
