@@ -53,6 +53,7 @@ class PluginReport:
     configs: list = field(default_factory=list)
     conventions: str = ""  # the declared conventions results were converted from
     conversions: set = field(default_factory=set)  # foreign array types converted to numpy
+    repeat_difference: float = 0.0  # largest difference seen between two identical calls, within rounding
     held: dict = field(default_factory=dict)  # optional hyperparameters held neutral: the plug-in takes none
     explicit: int = 0  # explicit cases (the user's examples, typical cases per kind of special values and layout)
 
@@ -71,6 +72,7 @@ class PluginReport:
         self.configs.append(dict(case.config))
         self.conventions = self.conventions or getattr(result.impl, "conventions", "")
         self.conversions |= set(getattr(result.impl, "conversions", ()))
+        self.repeat_difference = max(self.repeat_difference, result.repeat_difference)
 
     def drawn(self) -> list[str]:
         """The part of the op's configuration space the cases covered: the values of each field, the tied axes,
@@ -120,6 +122,9 @@ class PluginReport:
             lines.append(f"  declared conventions, converted to the canonical ones: {self.conventions}")
         if self.conversions:
             lines.append(f"  arrays converted to numpy: {', '.join(sorted(self.conversions))}")
+        if self.repeat_difference > 0:
+            lines.append(f"  repeated calls differ by up to {self.repeat_difference:.3g}, within rounding "
+                         f"(two identical calls are compared under tolerance policy 8)")
         lines += [f"  {line}" for line in self.drawn()]
         lines += [f"  {name} held at {', '.join(f'{k}={v}' for k, v in neutral.items())}: the plug-in's functions "
                   f"take no {name} argument" for name, neutral in self.held.items()]

@@ -187,6 +187,7 @@ class CaseResult:
     comparisons: list[Comparison] = field(default_factory=list)
     dtype: str = "float64"  # the precision the implementation computed in (its tolerances' epsilon)
     limits: Mapping[str, Any] = field(default_factory=dict)  # a plug-in's limits: a re-run stays inside them
+    repeat_difference: float = 0.0  # largest difference between two identical calls (within rounding: policy 8)
 
     @property
     def failures(self) -> list[Comparison]:
@@ -212,7 +213,7 @@ class CaseResult:
 def check_case(spec: OpSpec, impl: Implementation, case: Case, oracles=None) -> CaseResult:
     """All oracles (or the named ones) on one case; the implementation is evaluated once and shared."""
     evaluation = evaluate(spec, impl, case)
-    result = CaseResult(spec, impl, case, dtype=evaluation.dtype)
+    result = CaseResult(spec, impl, case, dtype=evaluation.dtype, repeat_difference=evaluation.repeat_difference)
     # at a kink or tie on purpose only the subgradient check can judge the gradient (cnn_gradcheck.subgradient)
     chosen = {"subgradient": subgradient_oracle} if at_kink(spec, case) else ORACLES
     for name, oracle in chosen.items():

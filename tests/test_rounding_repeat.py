@@ -80,3 +80,14 @@ def test_a_declared_nondeterministic_plugin_gets_the_looser_bound_and_no_more():
     object.__setattr__(impl, "nondeterministic", 1e-14)
     with pytest.raises(ImplementationError):
         evaluate(CONV, impl, case)
+
+
+def test_the_summary_of_a_passing_check_says_how_much_repeated_calls_differed():
+    from hypothesis import settings
+
+    from cnn_gradcheck import check_plugin
+    report = check_plugin("conv2d", plugin(REF.forward, shuffled_backward, name="shuffled-sum conv"),
+                          limits={"N": 3, "C_out": 2}, settings=settings(max_examples=4, deadline=None, database=None,
+                                                                         derandomize=True))
+    line = next(l for l in report.summary().splitlines() if "repeated calls differ by up to" in l)
+    assert "within rounding" in line and report.repeat_difference > 0  # absolute: huge special values reach 1e-13
