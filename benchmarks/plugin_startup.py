@@ -53,7 +53,19 @@ def main(argv=None) -> None:
     for label, (median, heavy) in rows.items():
         print(f"{label:16s} median {median:.3f} s over {args.runs} runs; heavy modules imported: {heavy[6:]}")
     loaded, blocked = rows["plug-in loaded"][0], rows["plug-in blocked"][0]
-    print(f"cost of the plug-in: {loaded - blocked:+.3f} s per pytest run")
+    print(f"cost of the plug-in: {loaded - blocked:+.3f} s per pytest run (wall clock: noisy on a busy machine)")
+    own = statistics.median(import_cost() for _ in range(args.runs))
+    print(f"importing cnn_gradcheck.pytest_plugin (with the package's lazy __init__): median {own * 1e3:.1f} ms")
+
+
+def import_cost() -> float:
+    """Seconds to import the plug-in module in a fresh interpreter where pytest is already imported (what pytest
+    pays at start-up), from ``python -X importtime``: the package's and the module's own cumulative times."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import pytest; import cnn_gradcheck.pytest_plugin"],
+                         capture_output=True, text=True).stderr
+    cumulative = [int(line.split("|")[1]) for line in out.splitlines()
+                  if line.rstrip().endswith(("| cnn_gradcheck.pytest_plugin",))]
+    return cumulative[-1] / 1e6
 
 
 if __name__ == "__main__":

@@ -32,6 +32,15 @@ def wrong_backward(reference: Implementation, name: str, change: Callable) -> Im
     return Implementation(name, reference.forward, backward)
 
 
+def scaled(factor: float, index: int) -> Callable:
+    """A ``change`` for wrong_backward: gradient number ``index`` scaled by ``factor`` (1 + 1e-6: what each oracle
+    must resolve; 1 + 1e-10: the adjoint test's)."""
+    def change(grads, dy, *arrays, **hyper):
+        grads[index] = grads[index] * factor
+        return grads
+    return change
+
+
 def all_mutants() -> list[Mutant]:
     modules = sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
     return [m for info in modules for m in importlib.import_module(f"{__name__}.{info.name}").MUTANTS]

@@ -4,7 +4,7 @@ import numpy as np
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.reference import batchnorm as ref
 
-from . import Mutant, wrong_backward
+from . import Mutant, scaled, wrong_backward
 
 BN = get_spec("batchnorm2d").reference
 AXES = (0, 2, 3)
@@ -45,13 +45,6 @@ def _dgamma_from_x(grads, dy, x, gamma, beta, eps=1e-5):
     return grads
 
 
-def _scaled(factor, index):
-    def change(grads, dy, *arrays, **hyper):
-        grads[index] = grads[index] * factor
-        return grads
-    return change
-
-
 MUTANTS = [
     Mutant("batchnorm2d", "batch statistics treated as constants in dx",
            wrong_backward(BN, "batchnorm dx = gamma delta / sigma", _statistics_as_constants), ("dx",),
@@ -66,10 +59,10 @@ MUTANTS = [
            wrong_backward(BN, "batchnorm dgamma = sum delta x", _dgamma_from_x), ("dgamma",),
            minimal={"N": 1, "C": 1, "H": 1, "W": 2}),
     *[Mutant("batchnorm2d", f"d{arg} scaled by 1 + 1e-6 (caught by {oracle})",
-             wrong_backward(BN, f"d{arg} * (1 + 1e-6)", _scaled(1 + 1e-6, i)), (f"d{arg}",),
+             wrong_backward(BN, f"d{arg} * (1 + 1e-6)", scaled(1 + 1e-6, i)), (f"d{arg}",),
              minimal={"N": 1, "C": 1}, oracles=(oracle,))
       for i, arg in enumerate(("x", "gamma", "beta")) for oracle in ("pytorch", "finite differences")],
     Mutant("batchnorm2d", "dgamma off by relative 1e-10 (caught by adjoint: y is linear in gamma)",
-           wrong_backward(BN, "dgamma * (1 + 1e-10)", _scaled(1 + 1e-10, 1)), ("dgamma",),
+           wrong_backward(BN, "dgamma * (1 + 1e-10)", scaled(1 + 1e-10, 1)), ("dgamma",),
            minimal={"N": 1, "C": 1}, oracles=("adjoint",)),
 ]

@@ -4,7 +4,7 @@ import numpy as np
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.reference import conv2d as ref
 
-from . import Mutant, wrong_backward
+from . import Mutant, scaled, wrong_backward
 
 CONV = get_spec("conv2d").reference
 
@@ -40,13 +40,6 @@ def _bias_from_first_sample(grads, dy, *arrays, **hyper):
     return grads
 
 
-def _scaled(factor, index):
-    def change(grads, dy, *arrays, **hyper):
-        grads[index] = grads[index] * factor
-        return grads
-    return change
-
-
 def _flipped_forward(x, w, b, stride=1, padding=0, dilation=1):
     """A forward that flips the kernel (true convolution where cross-correlation was meant)."""
     return ref.convolve2d_forward(x, w, b, stride, padding, dilation)
@@ -76,7 +69,7 @@ MUTANTS = [
            wrong_backward(CONV, "bias gradient from one sample", _bias_from_first_sample), ("db",),
            minimal={"N": 2, "C_in": 1, "C_out": 1, "kh": 1, "kw": 1}),
     *[Mutant("conv2d", f"d{arg} scaled by 1 + 1e-6 (caught by {oracle})",
-             wrong_backward(CONV, f"d{arg} * (1 + 1e-6)", _scaled(1 + 1e-6, i)), (f"d{arg}",),
+             wrong_backward(CONV, f"d{arg} * (1 + 1e-6)", scaled(1 + 1e-6, i)), (f"d{arg}",),
              minimal={"N": 1, "C_in": 1, "C_out": 1}, oracles=(oracle,))
       for i, arg in enumerate("xwb") for oracle in ("pytorch", "finite differences")],
 ]

@@ -4,7 +4,7 @@ import numpy as np
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.reference import conv_nd as ref
 
-from . import Mutant, wrong_backward
+from . import Mutant, scaled, wrong_backward
 
 CONV1D, CONV3D = get_spec("conv1d").reference, get_spec("conv3d").reference
 
@@ -36,13 +36,6 @@ def _depth_stride_forgotten_in_dx(grads, dy, x, w, b, stride, padding, dilation)
     return grads
 
 
-def _scaled(factor, index):
-    def change(grads, dy, *arrays, **hyper):
-        grads[index] = grads[index] * factor
-        return grads
-    return change
-
-
 ONE = {"N": 1, "C_in": 1, "C_out": 1}
 MUTANTS = [
     Mutant("conv1d", "dilation forgotten in dw",
@@ -52,9 +45,9 @@ MUTANTS = [
            wrong_backward(CONV3D, "conv3d dx with depth stride 1", _depth_stride_forgotten_in_dx), ("dx",),
            minimal={**ONE, "sd": 2}, fixed={**ONE, "sd": 2}),
     Mutant("conv1d", "dx scaled by 1 + 1e-6 (caught by conv2d on a one-row image)",
-           wrong_backward(CONV1D, "dx * (1 + 1e-6)", _scaled(1 + 1e-6, 0)), ("dx",), minimal=ONE,
+           wrong_backward(CONV1D, "dx * (1 + 1e-6)", scaled(1 + 1e-6, 0)), ("dx",), minimal=ONE,
            oracles=("alternatives",)),
     Mutant("conv3d", "dw scaled by 1 + 1e-6 (caught by pytorch)",
-           wrong_backward(CONV3D, "dw * (1 + 1e-6)", _scaled(1 + 1e-6, 1)), ("dw",), minimal=ONE,
+           wrong_backward(CONV3D, "dw * (1 + 1e-6)", scaled(1 + 1e-6, 1)), ("dw",), minimal=ONE,
            oracles=("pytorch",)),
 ]

@@ -2,7 +2,7 @@
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.reference import conv_transpose as ref
 
-from . import Mutant, wrong_backward
+from . import Mutant, scaled, wrong_backward
 
 TRANSPOSE = get_spec("conv_transpose2d").reference
 
@@ -19,13 +19,6 @@ def _kernel_flipped_in_dx(grads, dy, x, w, b, **hyper):
     return grads
 
 
-def _scaled(factor, index):
-    def change(grads, dy, *arrays, **hyper):
-        grads[index] = grads[index] * factor
-        return grads
-    return change
-
-
 ONE = {"N": 1, "C_in": 1, "C_out": 1}
 MUTANTS = [
     Mutant("conv_transpose2d", "padding offset forgotten in the backward",
@@ -35,7 +28,7 @@ MUTANTS = [
            wrong_backward(TRANSPOSE, "conv_transpose dx with rot180(w)", _kernel_flipped_in_dx), ("dx",),
            minimal={**ONE, "kh": 1}),
     *[Mutant("conv_transpose2d", f"d{arg} scaled by 1 + 1e-6 (caught by {oracle})",
-             wrong_backward(TRANSPOSE, f"d{arg} * (1 + 1e-6)", _scaled(1 + 1e-6, i)), (f"d{arg}",),
+             wrong_backward(TRANSPOSE, f"d{arg} * (1 + 1e-6)", scaled(1 + 1e-6, i)), (f"d{arg}",),
              minimal=ONE, oracles=(oracle,))
       for i, arg in enumerate("xwb") for oracle in ("pytorch", "alternatives")],
 ]

@@ -4,7 +4,7 @@ import numpy as np
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.reference import grouped_conv as ref
 
-from . import Mutant, wrong_backward
+from . import Mutant, scaled, wrong_backward
 
 GROUPED = get_spec("grouped_conv2d").reference
 
@@ -28,13 +28,6 @@ def _offset_forgotten(dx_offset, dw_offset):
     return backward
 
 
-def _scaled(factor, index):
-    def change(grads, dy, *arrays, **hyper):
-        grads[index] = grads[index] * factor
-        return grads
-    return change
-
-
 SMALL = {"N": 1, "groups": 2}
 MUTANTS = [
     Mutant("grouped_conv2d", "group's channel offset forgotten in dx",
@@ -44,7 +37,7 @@ MUTANTS = [
            type(GROUPED)("grouped dw from channel c", GROUPED.forward, _offset_forgotten(True, False)), ("dw",),
            minimal={**SMALL, "kh": 1, "kw": 1}, fixed={"groups": 2}),
     *[Mutant("grouped_conv2d", f"d{arg} scaled by 1 + 1e-6 (caught by {oracle})",
-             wrong_backward(GROUPED, f"d{arg} * (1 + 1e-6)", _scaled(1 + 1e-6, i)), (f"d{arg}",),
+             wrong_backward(GROUPED, f"d{arg} * (1 + 1e-6)", scaled(1 + 1e-6, i)), (f"d{arg}",),
              minimal={"N": 1, "groups": 1}, oracles=(oracle,))
       for i, arg in enumerate("xwb") for oracle in ("pytorch", "alternatives")],
 ]
