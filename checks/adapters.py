@@ -282,8 +282,8 @@ def _copy(a):
 
 def torch_function(fn: Callable, *, name: str | None = None, **options) -> Plugin:
     """A differentiable function of tensors, ``fn(*tensors, **hyper) -> tensor``; gradients by torch.autograd."""
-    return _autograd_plugin(name or _label(fn), lambda arrays, hyper: calls.call_user(
-        fn, list(arrays.values()), hyper, "forward"), **options)
+    return replace(_autograd_plugin(name or _label(fn), lambda arrays, hyper: calls.call_user(
+        fn, list(arrays.values()), hyper, "forward"), **options), accepts=_keywords(fn))  # hyper by keyword
 
 
 def _overrides(cls, method: str) -> bool:
