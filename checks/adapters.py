@@ -102,7 +102,8 @@ def function_pair(forward: Callable, backward: Callable, *, call: Callable | Non
         _, cache = with_cache(arrays, hyper)  # a fresh forward: no cache is shared between calls
         return calls.call_user(backward, [*_upstream(dy), cache], {}, "backward")
 
-    return make_plugin(name or _label(forward), fwd, bwd, "numpy", **options)
+    return replace(make_plugin(name or _label(forward), fwd, bwd, "numpy", **options),
+                   accepts=_keywords(call or forward))  # the hyperparameters go by keyword to call, else forward
 
 
 def _get(obj, path: str, default=None):
