@@ -102,7 +102,8 @@ def function_pair(forward: Callable, backward: Callable, *, call: Callable | Non
         _, cache = with_cache(arrays, hyper)  # a fresh forward: no cache is shared between calls
         return calls.call_user(backward, [*_upstream(dy), cache], {}, "backward")
 
-    return make_plugin(name or _label(forward), fwd, bwd, "numpy", **options)
+    return replace(make_plugin(name or _label(forward), fwd, bwd, "numpy", **options),
+                   accepts=_keywords(call or forward))  # the hyperparameters go by keyword to call, else forward
 
 
 def _get(obj, path: str, default=None):
@@ -282,8 +283,8 @@ def _copy(a):
 
 def torch_function(fn: Callable, *, name: str | None = None, **options) -> Plugin:
     """A differentiable function of tensors, ``fn(*tensors, **hyper) -> tensor``; gradients by torch.autograd."""
-    return _autograd_plugin(name or _label(fn), lambda arrays, hyper: calls.call_user(
-        fn, list(arrays.values()), hyper, "forward"), **options)
+    return replace(_autograd_plugin(name or _label(fn), lambda arrays, hyper: calls.call_user(
+        fn, list(arrays.values()), hyper, "forward"), **options), accepts=_keywords(fn))  # hyper by keyword
 
 
 def _overrides(cls, method: str) -> bool:

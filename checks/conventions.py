@@ -16,7 +16,9 @@ With N the batch size (the first axis of the first argument, canonical axes) and
 | fused_softmax_ce    | softmax-CE backward returning p - t, without dE       | gradients x dE                    |
 
 (p - t is the canonical dE/dz = (sum_j t_j) p - t for dE = 1 whenever the rows of t sum to 1, which they do in every
-generated case; fused_softmax_ce is no_upstream, named as the layer's authors name it.)
+generated case but those with the op's "unnormalised targets" special values: a plug-in declaring fused_softmax_ce is
+checked without those (``within_domain``), its convention's domain; fused_softmax_ce is no_upstream otherwise, named
+as the layer's authors name it.)
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ class Convention:
     forward: Callable[[Mapping[str, np.ndarray]], float] = lambda arrays: 1.0   # canonical y = factor * y
     gradient: Callable[[OpSpec, str, Mapping[str, np.ndarray]], float] = lambda spec, name, arrays: 1.0
     upstream: bool = False                         # True: backward is called without dE, gradients x dE
+    outside: tuple[str, ...] = ()                  # kinds of special values outside the convention's domain
 
 
 def _params(spec: OpSpec) -> tuple[str, ...]:
@@ -90,8 +93,27 @@ CONVENTIONS = {c.name: c for c in (
                "converted by x dE", _scalar_output, "it is for losses (a scalar output)", upstream=True),
     Convention("fused_softmax_ce", "softmax-CE backward returns p - t without dE (rows of t sum to 1); converted "
                "by x dE", lambda spec: spec.name == "softmax_cross_entropy",
-               "it is for softmax_cross_entropy (logits in, p - t back)", upstream=True),
+               "it is for softmax_cross_entropy (logits in, p - t back)", upstream=True,
+               outside=("unnormalised targets",)),
 )}
+
+_DOMAINS: dict = {}
+
+
+def within_domain(spec: OpSpec, names) -> OpSpec:
+    """``spec`` without the kinds of special values outside the declared conventions' domain (fused_softmax_ce:
+    targets whose rows do not sum to 1, where p - t is not the gradient); ``spec`` itself when none is. Unknown
+    names are left to ``declare``, which reports them. Kept alive once made: caches key specs by identity."""
+    names = (names,) if isinstance(names, str) else tuple(names or ())
+    outside = {kind for n in names if n in CONVENTIONS for kind in CONVENTIONS[n].outside} & set(spec.special_values)
+    if not outside:
+        return spec
+    key = (spec.name, id(spec), tuple(sorted(outside)))
+    if key not in _DOMAINS:
+        from dataclasses import replace
+        _DOMAINS[key] = (spec, replace(spec, special_values={k: v for k, v in spec.special_values.items()
+                                                             if k not in outside}))
+    return _DOMAINS[key][1]
 
 
 @dataclass(frozen=True)

@@ -196,13 +196,13 @@ def check_limits(spec: OpSpec, limits: Mapping[str, Any]) -> Case:
     return probe
 
 
-def _draw_once(strategy: st.SearchStrategy):
+def _draw_once(strategy: st.SearchStrategy, seed: int = 0):
     """One draw without a Hypothesis run around it (milliseconds, where a run takes a tenth of a second)."""
     import random
     try:
         from hypothesis.control import BuildContext
         from hypothesis.internal.conjecture.data import ConjectureData
-        data = ConjectureData(random=random.Random(0))
+        data = ConjectureData(random=random.Random(seed))
         context = BuildContext(data, is_final=False, wrapped_test=None)
     except Exception:  # internal modules: where they changed, the public (slower) way
         return _sample(strategy, 1)[0]

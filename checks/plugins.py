@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 from hypothesis import example, given, strategies as st
 
-from . import calls, explicit, layouts as layouts_mod, profiles
+from . import calls, conventions, explicit, layouts as layouts_mod, profiles
 from .adapters import (as_plugin, autograd_function, function_pair, layer_object, load, plugin, torch_function,
                        torch_module)
 from .binding import HWIO, NHWC, BoundPlugin, Plugin
@@ -70,6 +70,7 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
         plug = as_plugin(implementation).with_guards(time_limit, isolate)
     except ImplementationError as e:
         raise PluginCheckFailure(str(e.at(spec.name, "", "any (the plug-in cannot be called at all)"))) from None
+    spec = conventions.within_domain(spec, plug.conventions)  # no special values its conventions exclude
     fixed = plugin_limits(spec, plug, limits)  # the plug-in's limits and tied axes, then the check's
     held = optional_held(spec, plug, fixed)  # optional hyperparameters the plug-in's functions do not take
     for extra in held.values():

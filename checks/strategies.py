@@ -235,7 +235,41 @@ def usable_corners(spec, fixed: Mapping[str, Any]) -> tuple:
     if not spec.corners or any(k in fixed for k in RELATIONAL):
         return ()
     taken = {k for k, v in expand_pairs(fixed, _aliases(spec)).items() if v is not None}
-    return tuple((name, fields) for name, fields in spec.corners if not set(fields) & taken)
+    return tuple((name, fields) for name, fields in spec.corners if not set(fields) & taken
+                 and not _outside_padding_limit(fields, taken) and _drawable(spec, fixed, fields))
+
+
+def _outside_padding_limit(fields: Mapping[str, Any], taken) -> bool:
+    """Whether a corner fixes a kernel to one int (taken as asked, outside the padding rule: ``window_axis``) on an
+    axis whose padding the caller limited: the caller's padding keeps the rule, so the corner's kernel cannot."""
+    return any(k in ("kh", "kw") and isinstance(v, Integral) and f"p{k[1:]}" in taken for k, v in fields.items())
+
+
+#: attempts to draw a corner's configuration within the caller's limits before it is found unusable
+CORNER_ATTEMPTS = 20
+_DRAWABLE: dict = {}
+
+
+def _drawable(spec, fixed: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
+    """Whether some configuration keeps both the caller's limits and the corner's fields (an input size limited
+    while the corner fixes the output size; tied axes copying a corner's kernel to an axis it did not size for):
+    a corner that cannot be drawn is left out, not drawn in vain (cached per op, limits and corner)."""
+    key = (spec.name, id(spec), repr(sorted(fixed.items(), key=lambda kv: kv[0])), repr(sorted(fields.items())))
+    if key not in _DRAWABLE:
+        from hypothesis.errors import InvalidArgument, StopTest
+        from .options import _draw_once
+        strategy, found = spec.configs(**fixed, **fields), False
+        for seed in range(CORNER_ATTEMPTS):
+            try:
+                _draw_once(strategy, seed)
+                found = True
+                break
+            except InvalidArgument:  # the limits and the corner fix fields that exclude each other
+                break
+            except (Exception, StopTest):  # a rejected draw (assume, filter, StopTest): try another
+                continue
+        _DRAWABLE[key] = found
+    return _DRAWABLE[key]
 
 
 def _selected(draw, options: tuple):

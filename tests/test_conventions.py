@@ -195,6 +195,17 @@ def test_a_layer_in_its_own_convention_passes_and_its_buggy_twin_is_caught(layer
     assert " wrong in " in message and "(bug)" in message, message  # a wrong value, not a misbehaviour
 
 
+def test_fused_softmax_ce_is_checked_within_its_domain_and_a_plain_p_minus_t_is_still_caught():
+    """p - t is the gradient only where the rows of t sum to 1: the declared convention is checked without the
+    op's "unnormalised targets"; a backward that assumes sum t = 1 without declaring it is caught by them."""
+    report = check_plugin("softmax_cross_entropy", fused_softmax_ce(False), settings=FEW)
+    assert report.configs and all(c.get("values") != "unnormalised targets" for c in report.configs)
+    assuming = P.plugin(lambda z, t: -(t * np.log(_softmax(z))).sum(), lambda dy, z, t: dy * (_softmax(z) - t),
+                        name="p - t undeclared (bug)")
+    with pytest.raises(PluginCheckFailure, match="values=unnormalised targets"):
+        check_plugin("softmax_cross_entropy", assuming, settings=FEW)
+
+
 def test_declared_conventions_are_named_in_the_summary_and_the_failure():
     report = check_plugin("mse", unhalved_squared_error(False), settings=FEW)
     assert ("declared conventions, converted to the canonical ones: unhalved: squared error without the 1/2"

@@ -157,7 +157,9 @@ def test_with_limits_replaces_the_plugins_own_limit_on_the_same_fields():
                             "also accepted: Hout, Wout, rh, rw")),
     ("relu_cnn", {"H": 5}, ("relu_cnn has no configuration field 'H' that can be limited",
                             "(H, W: computed from the others, not limited directly)")),
-    ("conv2d", {"kernel": 1, "padding": 1}, ("no configuration keeps both these limits and the op's validity rules",)),
+    # a kernel fixed to one int is taken as asked (kernel=1, padding=1 is a drawn corner); a set keeps the rule
+    ("conv2d", {"kernel": {1, 2}, "dilation": 1, "padding": 1},
+     ("no configuration keeps both these limits and the op's validity rules",)),
     ("conv2d", {"H": 32, "Hout": 3}, ("the input size H determines Hout and rh",)),
     ("conv2d", {"N": (1, 2)}, ("N=(1, 2): a tuple gives one value per axis, for the aliases", "a set {1, 2}")),
 ])
