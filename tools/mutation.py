@@ -66,7 +66,7 @@ SELECTIONS: dict[str, list[str]] = {
     "reference/subsampling.py": [_EXACT],
     "reference/printed.py": ["tests/test_mut_printed.py", "tests/test_errata.py"],
     "checks/compare.py": [_VERDICTS, "tests/test_rounding_resolution.py", "tests/test_precision.py"],
-    "checks/tolerance.py": [_VERDICTS, "tests/test_rounding.py", "tests/test_rounding_resolution.py",
+    "checks/tolerance.py": [_VERDICTS, "tests/test_mut_core.py", "tests/test_rounding.py", "tests/test_rounding_resolution.py",
                             "tests/test_precision.py", "tests/test_adjoint.py", "tests/test_rounding_float32.py"],
     "checks/finite_diff.py": [_VERDICTS, "tests/test_nondifferentiable.py", "tests/test_precision.py",
                               "tests/test_rounding.py", "tests/test_rounding_float32.py"],
@@ -114,6 +114,9 @@ EQUIVALENT = {
         "another seed draws other, equally valid random directions",
     ("checks/oracles.py", "returned value -> `None`", 'return ""'):
         "kink_reason's empty reason is only tested for truth: None and '' are both false",
+    ("checks/tolerance.py", "`0.0` -> `1.0`",
+     "size = max((float(np.max(np.abs(np.asarray(a, dtype=np.float64)), initial=0.0)) for a in arrays), default=0.0)"):
+        "the default is used only without arrays, and size enters only through max(1.0, size): 0 and 1 give 1",
     ("checks/tolerance.py", "`>` -> `>=`", "return second_difference > affine_limit(dtype) * max(scale, TINY)"):
         "differs only when a rounding-level second difference equals the bound exactly (no input reaches it)",
 }
