@@ -116,7 +116,8 @@ EQUIVALENT = {
         "kink_reason's empty reason is only tested for truth: None and '' are both false",
     ("checks/tolerance.py", "`0.0` -> `1.0`",
      "size = max((float(np.max(np.abs(np.asarray(a, dtype=np.float64)), initial=0.0)) for a in arrays), default=0.0)"):
-        "the default is used only without arrays, and size enters only through max(1.0, size): 0 and 1 give 1",
+        "both 0.0s (initial, default) only raise size to 1 where it is below 1, and size enters only through "
+        "max(1.0, size)",
     ("checks/tolerance.py", "`>` -> `>=`", "return second_difference > affine_limit(dtype) * max(scale, TINY)"):
         "differs only when a rounding-level second difference equals the bound exactly (no input reaches it)",
 }
