@@ -28,3 +28,16 @@ def test_repeat_tolerance_takes_the_largest_of_both_calls_and_the_terms():
     # a declared bound below the rounding bound does not narrow it
     assert tolerance.repeat_tolerance(first, second, 3, declared=1e-20) == 8 * EPS * 3 * 4.0
     assert tolerance.repeat_tolerance(np.zeros(2), np.zeros(2), 1) > 0
+
+
+def test_balanced_directions_scale_every_argument_down_to_the_smallest_contribution():
+    """finite_diff.balanced: each argument adds the smallest sum |g v| (none is scaled up, |v|_inf stays <= 1);
+    an argument whose gradient is 0 keeps its direction."""
+    from cnn_gradcheck import finite_diff
+    directions = {"W": np.array([1.0, -1.0]), "b": np.array([0.5]), "c": np.array([1.0])}
+    grads = {"W": np.array([3.0, -3.0]), "b": np.array([4.0]), "c": np.array([0.0])}
+    out = finite_diff.balanced(directions, grads)
+    assert np.array_equal(out["b"], directions["b"])                               # the smallest: sum |g v| = 2
+    np.testing.assert_allclose(out["W"], directions["W"] / 3, rtol=1e-15)          # 6 -> 2
+    assert np.array_equal(out["c"], directions["c"])
+    assert max(float(np.max(np.abs(v))) for v in out.values()) <= 1.0

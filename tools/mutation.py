@@ -68,7 +68,7 @@ SELECTIONS: dict[str, list[str]] = {
     "checks/compare.py": [_VERDICTS, "tests/test_rounding_resolution.py", "tests/test_precision.py"],
     "checks/tolerance.py": [_VERDICTS, "tests/test_mut_core.py", "tests/test_rounding.py", "tests/test_rounding_resolution.py",
                             "tests/test_precision.py", "tests/test_adjoint.py", "tests/test_rounding_float32.py"],
-    "checks/finite_diff.py": [_VERDICTS, "tests/test_nondifferentiable.py", "tests/test_precision.py",
+    "checks/finite_diff.py": [_VERDICTS, "tests/test_mut_core.py", "tests/test_nondifferentiable.py", "tests/test_precision.py",
                               "tests/test_rounding.py", "tests/test_rounding_float32.py"],
     "checks/adjoint.py": [_VERDICTS, "tests/test_adjoint.py", "tests/test_precision.py",
                           "tests/test_rounding_resolution.py"],
