@@ -73,8 +73,8 @@ SELECTIONS: dict[str, list[str]] = {
                               "tests/test_precision.py", "tests/test_rounding.py", "tests/test_rounding_float32.py"],
     "checks/adjoint.py": [_VERDICTS, "tests/test_adjoint.py", "tests/test_precision.py",
                           "tests/test_rounding_resolution.py"],
-    "checks/oracles.py": [_VERDICTS, "tests/test_rounding.py", "tests/test_references.py", "tests/test_precision.py",
-                          "tests/test_rounding_float32.py"],
+    "checks/oracles.py": [_VERDICTS, "tests/test_mut_core_oracles.py", "tests/test_rounding.py",
+                          "tests/test_references.py", "tests/test_precision.py", "tests/test_rounding_float32.py"],
 }
 
 #: mutants that cannot change behaviour, keyed by (path, mutation, original line) so that they follow the line when
