@@ -131,7 +131,7 @@ def test_output_noise_of_one_evaluation():
     error (16 max(|dy e|_2, |<dy, e>|) / eps32) and the moved input's rounding (8 * sensitivity)."""
     dy, y = np.array([1.0, -2.0]), np.array([3.0, 0.5])
     assert tolerance.output_noise(dy, y, 5) == pytest.approx(EPS * 5 * (3.0 + 1.0), rel=1e-15)       # worst case
-    many = np.ones(10**4)                                 # realistic: 8 sqrt(K) |.|_2 = 8 * 100 * 100 < K n = 1e6
+    many = np.ones(10**4)                                 # realistic: 8 sqrt(K) |.|_2 = 8 * 10 * 100 < K n = 1e6
     assert tolerance.output_noise(many, many, 100) == pytest.approx(EPS * 8 * 10 * 100, rel=1e-12)
     assert tolerance.output_noise(dy, y, 0) == tolerance.output_noise(dy, y, 1)           # K is at least 1
     assert tolerance.output_noise(dy, y, 1, magnitude=np.array([1.0, 4.0])) == pytest.approx(EPS * (3 + 8), rel=1e-15)
