@@ -60,3 +60,15 @@ def test_a_jittered_case_moves_every_input_and_dy_by_at_most_probe_jitter_relati
         assert not np.array_equal(moved, a)
         assert np.all(np.abs(moved - a) <= tolerance.PROBE_JITTER * np.abs(a) * (1 + 1e-12))
     assert np.all(np.abs(nearby.dy - case.dy) <= tolerance.PROBE_JITTER * np.abs(case.dy) * (1 + 1e-12))
+
+
+def test_forward_error_is_the_float32_forward_minus_the_float64_forward():
+    """Policy 2's measured noise of <dy, f>: y32 - y64 of the torch op with its inputs stored in float32."""
+    import torch
+    case = dense_case()
+    x, W, b = (torch.tensor(case.arrays[n], dtype=torch.float32) for n in ("x", "W", "b"))
+    y32 = (x @ W + b).to(torch.float64).numpy()
+    y64 = case.arrays["x"] @ case.arrays["W"] + case.arrays["b"]
+    error = oracles.forward_error(DENSE, case)
+    assert error is not None and np.max(np.abs(error)) > 0
+    np.testing.assert_allclose(error, y32 - y64, rtol=0, atol=1e-12)

@@ -113,6 +113,8 @@ EQUIVALENT = {
         "another seed draws other, equally valid random directions",
     ("checks/oracles.py", "`24301` -> `24302`", "rng = np.random.default_rng(case.seed ^ 0x5EED)"):
         "another seed draws other, equally valid random directions",
+    ("checks/oracles.py", "`3890` -> `3891`", "rng = np.random.default_rng(case.seed ^ 0x0F32)"):
+        "another seed draws other, equally valid jittered points for the rounding probe",
     ("checks/oracles.py", "returned value -> `None`", 'return ""'):
         "kink_reason's empty reason is only tested for truth: None and '' are both false",
     ("checks/tolerance.py", "`0.0` -> `1.0`",
