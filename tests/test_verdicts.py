@@ -113,7 +113,12 @@ def test_ratio_of_error_to_tolerance():
 
 
 def test_fd_and_adjoint_tolerance_formulas():
-    assert tolerance.fd_tolerance(1e-9, 2e-9, 3.0) == pytest.approx(10 * 3e-9 + 1e-8 * 3.0, rel=1e-15)
+    # policy 2: FD_SAFETY * (truncation + sum|weights| * noise / h) + FD_RESOLUTION * scale
+    assert tolerance.fd_tolerance(1e-9, 2e-12, 3.0, 1e-3, 3.0) == pytest.approx(10 * (1e-9 + 3.0 * 2e-12 / 1e-3)
+                                                                                 + 1e-8 * 3.0, rel=1e-15)
+    assert tolerance.fd_tolerance(0.0, 2e-12, 3.0, 1e-2, 0.0) == pytest.approx(10 * 3.0 * 2e-12 / 1e-2, rel=1e-15)
+    # the one-sided jumps' rounding: 10 noise / h
+    assert tolerance.jump_noise(3e-12, 1e-3) == pytest.approx(3e-8, rel=1e-15)
     assert tolerance.adjoint_tolerance(2.0) == pytest.approx(2e-12, rel=1e-15)
     assert tolerance.adjoint_tolerance(2.0, "float32") == pytest.approx(2e-12 * 2.0**29, rel=1e-15)
     assert tolerance.FD_STEP == 1e-3 and tolerance.FD_STENCIL_REACH == 4e-3 and tolerance.KINK_CLEARANCE == 8e-3
@@ -121,37 +126,74 @@ def test_fd_and_adjoint_tolerance_formulas():
     assert tolerance.TRAINING_RTOL == 1e-9     # the requirement: losses and parameters agree to 1e-9 relative
 
 
+def test_output_noise_of_one_evaluation():
+    """Policy 2's noise: eps * min(K |dy Y|_1, 8 sqrt(K) |dy Y|_2), Y = max(|y|, |M|), plus the measured float32
+    error (16 max(|dy e|_2, |<dy, e>|) / eps32) and the moved input's rounding (8 * sensitivity)."""
+    dy, y = np.array([1.0, -2.0]), np.array([3.0, 0.5])
+    assert tolerance.output_noise(dy, y, 5) == pytest.approx(EPS * 5 * (3.0 + 1.0), rel=1e-15)       # worst case
+    many = np.ones(10**4)                                 # realistic: 8 sqrt(K) |.|_2 = 8 * 10 * 100 < K n = 1e6
+    assert tolerance.output_noise(many, many, 100) == pytest.approx(EPS * 8 * 10 * 100, rel=1e-12)
+    assert tolerance.output_noise(dy, y, 0) == tolerance.output_noise(dy, y, 1)           # K is at least 1
+    assert tolerance.output_noise(dy, y, 1, magnitude=np.array([1.0, 4.0])) == pytest.approx(EPS * (3 + 8), rel=1e-15)
+    e = np.array([2.0**-23, 2.0**-23])
+    assert tolerance.output_noise(dy, y, 1, forward_error=e) == pytest.approx(
+        EPS * (3.5 + 16 * math.sqrt(5.0)), rel=1e-12)
+    assert tolerance.output_noise(dy, y, 1, input_sensitivity=2.0) == pytest.approx(EPS * (3.5 + 16), rel=1e-15)
+    assert tolerance.output_noise(dy, y, 5, "float32") == pytest.approx(2.0**-23 * 20, rel=1e-15)
+
+
 def test_richardson_weights():
-    """D6 = (16 D4(h) - D4(2h)) / 15 with D4(h) = (4 D(h) - D(2h)) / 3, D(kh) = (phi(kh) - phi(-kh)) / 2kh."""
-    w = finite_diff.D6_WEIGHTS
-    assert set(w) == {1, 2, 4}
-    assert w[1] == pytest.approx(32 / 45, rel=1e-15) and w[2] == pytest.approx(-1 / 9, rel=1e-15)
-    assert w[4] == pytest.approx(1 / 360, rel=1e-15)
-    assert finite_diff.D6_NOISE == pytest.approx(2 * (32 / 45 + 1 / 9 + 1 / 360), rel=1e-15)
+    """D8 = (64 D6(h/2) - D6(h)) / 63, D6(h) = (16 D4(h) - D4(2h)) / 15, D4(h) = (4 D(h) - D(2h)) / 3,
+    D(kh) = (phi(kh) - phi(-kh)) / 2kh: weights on phi(kh) - phi(-kh) (units 1/h)."""
+    w = finite_diff.D8_WEIGHTS
+    assert set(w) == {0.5, 1, 2, 4}
+    assert w[0.5] == pytest.approx(4096 / 2835, rel=1e-14) and w[1] == pytest.approx(-32 / 135, rel=1e-14)
+    assert w[2] == pytest.approx(1 / 135, rel=1e-14) and w[4] == pytest.approx(-1 / 22680, rel=1e-14)
+    # order of accuracy: phi(kh) - phi(-kh) = sum_j 2 phi^(2j+1) (kh)^(2j+1) / (2j+1)!, so the weights must give
+    # the first derivative (moment 1) and cancel the h^2, h^4, h^6 terms (moments 3, 5, 7), not the h^8 term
+    moment = lambda j: sum(wk * 2 * k ** (2 * j + 1) for k, wk in w.items())      # noqa: E731
+    assert moment(0) == pytest.approx(1.0, rel=1e-14)
+    assert all(abs(moment(j)) < 1e-14 for j in (1, 2, 3)) and moment(4) == pytest.approx(-16.0, rel=1e-12)
+    assert finite_diff.D8_NOISE == pytest.approx(2 * (4096 / 2835 + 32 / 135 + 1 / 135 + 1 / 22680), rel=1e-14)
 
 
 def _phi(t):
-    """phi'(0) = 3; D(h) = 3 + 7 h^2 + 11 h^4, so D4 = 3 - 44 h^4 and D6 = 3 exactly (up to rounding)."""
+    """phi'(0) = 3; D(h) = 3 + 7 h^2 + 11 h^4, so D4 = 3 - 44 h^4 and D6 = D8 = 3 exactly (up to rounding)."""
     return 0.5 + 3 * t + 2 * t**2 + 7 * t**3 + 11 * t**5 + t**6
 
 
+def noise_of(abs_output_dot, dtype="float64", reduction_length=5):
+    """One evaluation's rounding for phi = <dy, y> with sum |dy| |y| = abs_output_dot over K = 5 terms (one output:
+    the worst case eps K |dy y| is the smaller)."""
+    return tolerance.output_noise(np.ones(1), np.array([abs_output_dot]), reduction_length, dtype)
+
+
 def directional(claimed, scale=3.0, abs_output_dot=0.0, kink_reason="", dtype="float64", phi=_phi, h=1e-3):
-    return finite_diff.directional_check(phi, phi(0.0), claimed, scale, abs_output_dot, h, 5, "dx", kink_reason,
-                                         dtype)
+    return finite_diff.directional_check(phi, phi(0.0), claimed, scale, noise_of(abs_output_dot, dtype), h, "dx",
+                                         kink_reason, dtype)
 
 
-def test_finite_differences_estimate_the_derivative_to_order_h6():
+def test_finite_differences_estimate_the_derivative_to_order_h8():
     c = directional(3.0)
     assert c.verdict == PASS and c.oracle == "finite differences" and c.quantity == "dx"
     assert abs(c.expected - 3.0) < 1e-12 and c.got == 3.0
-    # tolerance: 10 * (|D4 - D6| + rounding) + 1e-8 * scale, with |D4 - D6| = 44 h^4 and no rounding term here
-    assert c.tolerance == pytest.approx(10 * 44e-12 + 3e-8, rel=1e-3)
-    assert "truncation estimate 4.4e-11" in c.note
+    # no truncation (D6 = D8) and no rounding term: the tolerance is the resolution, 1e-8 * scale
+    assert c.tolerance == pytest.approx(3e-8, rel=1e-3)
     off = directional(3.3)
     assert off.verdict == FAIL and off.error == pytest.approx(0.3, rel=1e-9)
-    assert off.relative == pytest.approx(0.1, rel=1e-9)              # error / max(scale, |D6|) = 0.3 / 3
+    assert off.relative == pytest.approx(0.1, rel=1e-9)              # error / max(scale, |D8|) = 0.3 / 3
+    # t^7 is D6's leading error, which D8 removes; the truncation estimate |D6(h/2) - D8| = h^6 enters the
+    # tolerance ten times; t^9 is D8's own leading error, -16 h^8 (h = 0.1: rounding far below these)
+    h = 0.1
+    seventh = directional(3.0, phi=lambda t: 3 * t + t**7, h=h)
+    assert abs(seventh.expected - 3.0) < 1e-13 and seventh.verdict == PASS
+    assert seventh.tolerance == pytest.approx(10 * h**6 + 3e-8, rel=1e-6)         # D6(h) - 3 = 64 h^6
+    assert "truncation estimate 1.0e-06" in seventh.note
+    ninth = directional(3.0, phi=lambda t: 3 * t + t**9, h=h)
+    assert ninth.expected - 3.0 == pytest.approx(-16 * h**8, rel=1e-6)
     # K counts at least one term: a reduction length of 0 rounds like 1
-    at = {k: finite_diff.directional_check(_phi, _phi(0.0), 3.0, 3.0, 1e3, 1e-3, k, "dx").tolerance for k in (0, 1)}
+    at = {k: finite_diff.directional_check(_phi, _phi(0.0), 3.0, 3.0, noise_of(1e3, reduction_length=k), 1e-3,
+                                           "dx").tolerance for k in (0, 1)}
     assert at[0] == at[1] > directional(3.0).tolerance
 
 
@@ -166,7 +208,7 @@ def test_finite_differences_resolve_1e_8_and_catch_1e_6():
 
 def test_rounding_of_the_forward_widens_the_finite_difference_tolerance():
     quiet, noisy = directional(3.0), directional(3.0, abs_output_dot=1e3)
-    rounding = finite_diff.D6_NOISE * EPS * 5 * 1e3 / 1e-3            # eps K sum|dy||y| / h, amplified
+    rounding = finite_diff.D8_NOISE * EPS * 5 * 1e3 / 1e-3            # eps K sum|dy||y| / h, amplified
     assert noisy.tolerance - quiet.tolerance == pytest.approx(10 * rounding, rel=1e-6)
     na = directional(3.3, abs_output_dot=1e3, dtype="float16")        # float16 rounding / h swamps the derivative
     assert na.verdict == NA and "not applicable" in na.note
@@ -211,7 +253,9 @@ def test_check_argument_and_elementwise_gradient_of_a_square():
     assert finite_diff.check_argument(forward, arrays, "x", grad * (1 + 1e-6), dy, forward(arrays), v,
                                       1).verdict == FAIL
     out = finite_diff.fd_gradient(forward, arrays, "x", dy, grad)
-    np.testing.assert_allclose(out.estimate, grad, rtol=1e-12)
+    # D8's rounding here: eps |phi| D8_NOISE / h ~ 5e-12 relative; each element stays within its own tolerance
+    np.testing.assert_allclose(out.estimate, grad, rtol=1e-11)
+    assert all(abs(out.estimate[k] - grad[k]) <= e.tolerance for k, e in out.elements.items())
     assert set(out.elements) == {(0, 0), (0, 1), (0, 2)} and all(e.passed for e in out.elements.values())
     wrong = grad.copy()
     wrong[0, 1] *= 1 + 1e-6
@@ -381,7 +425,9 @@ def test_adjoint_test_judges_the_second_difference_relative_to_the_outputs_size(
 def test_a_float32_forward_that_cancels_gets_finite_differences_sized_by_its_terms():
     """y = x W with x = (100, -100), W = (1, 1): y = 0 from terms of size 100, whose float32 rounding the
     differences amplify by 1/h. Judged at the terms' size (policy 6) there is no false alarm; a wrong gradient
-    still fails."""
+    still fails. The float32 storage of the moved W (policy 2's input rounding, 8 eps32 |g (|W| + reach |v|)|_2,
+    amplified by sum|weights| / h) bounds the oracle's resolution here at a few percent: a gradient wrong by 10%,
+    twice that, fails."""
     dense = get_spec("dense")
     arrays = {"x": np.array([[100.0, -100.0]]), "W": np.array([[1.0], [1.0]]), "b": np.array([0.0])}
     case = Case("dense", {"N": 1, "m": 2, "n": 1}, arrays, np.array([[1.0]]), seed=0)
@@ -396,7 +442,9 @@ def test_a_float32_forward_that_cancels_gets_finite_differences_sized_by_its_ter
     right = check_case(dense, float32(1.0), case, oracles=("finite differences",))
     verdicts = {c.quantity: c.verdict for c in right.comparisons}
     assert verdicts["dW"] == PASS and FAIL not in verdicts.values(), right.comparisons  # dx, db: n/a in float32
-    wrong = check_case(dense, float32(1.01), case, oracles=("finite differences",))
+    (dW,) = [c for c in right.comparisons if c.quantity == "dW"]
+    assert 1e-3 < dW.resolution < 0.05                 # float32 rounding / h is seen, and still decides at 5%
+    wrong = check_case(dense, float32(1.1), case, oracles=("finite differences",))
     assert {c.quantity: c.verdict for c in wrong.comparisons}["dW"] == FAIL
 
 

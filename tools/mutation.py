@@ -65,11 +65,16 @@ SELECTIONS: dict[str, list[str]] = {
     "reference/pooling.py": [_EXACT, "tests/test_nondifferentiable.py"],
     "reference/subsampling.py": [_EXACT],
     "reference/printed.py": ["tests/test_mut_printed.py", "tests/test_errata.py"],
-    "checks/compare.py": [_VERDICTS, "tests/test_precision.py"],
-    "checks/tolerance.py": [_VERDICTS, "tests/test_precision.py", "tests/test_adjoint.py"],
-    "checks/finite_diff.py": [_VERDICTS, "tests/test_nondifferentiable.py", "tests/test_precision.py"],
-    "checks/adjoint.py": [_VERDICTS, "tests/test_adjoint.py", "tests/test_precision.py"],
-    "checks/oracles.py": [_VERDICTS, "tests/test_references.py", "tests/test_precision.py"],
+    "checks/compare.py": [_VERDICTS, "tests/test_rounding_resolution.py", "tests/test_precision.py"],
+    "checks/tolerance.py": [_VERDICTS, "tests/test_mut_core.py", "tests/test_rounding.py",
+                            "tests/test_rounding_resolution.py", "tests/test_precision.py", "tests/test_adjoint.py",
+                            "tests/test_rounding_float32.py"],
+    "checks/finite_diff.py": [_VERDICTS, "tests/test_mut_core.py", "tests/test_nondifferentiable.py",
+                              "tests/test_precision.py", "tests/test_rounding.py", "tests/test_rounding_float32.py"],
+    "checks/adjoint.py": [_VERDICTS, "tests/test_adjoint.py", "tests/test_precision.py",
+                          "tests/test_rounding_resolution.py"],
+    "checks/oracles.py": [_VERDICTS, "tests/test_mut_core_oracles.py", "tests/test_rounding.py",
+                          "tests/test_references.py", "tests/test_precision.py", "tests/test_rounding_float32.py"],
 }
 
 #: mutants that cannot change behaviour, keyed by (path, mutation, original line) so that they follow the line when
@@ -101,16 +106,22 @@ EQUIVALENT = {
         "dividing by a sign of +-1 is multiplying by it (zeros and NaN were replaced by random signs)",
     ("checks/finite_diff.py", "`1` -> `0`",
      'reduction_length: int = 1, kink_reason: str = "", dtype: str = "float64",'):
-        "a reduction length of 0 counts as 1 (directional_check takes max(K, 1))",
+        "a reduction length of 0 counts as 1 (tolerance.output_noise takes max(K, 1))",
     ("checks/adjoint.py", "`False` -> `True`", "u = direction_for(a, rng, aligned=False)"):
         "the identity <A u, v> = <u, A^T v> holds for every u: an aligned u is as good a direction as a random one",
     ("checks/adjoint.py", "`44400` -> `44401`", "rng = np.random.default_rng(case.seed ^ 0xAD70)"):
         "another seed draws other, equally valid random directions",
     ("checks/oracles.py", "`24301` -> `24302`", "rng = np.random.default_rng(case.seed ^ 0x5EED)"):
         "another seed draws other, equally valid random directions",
+    ("checks/oracles.py", "`3890` -> `3891`", "rng = np.random.default_rng(case.seed ^ 0x0F32)"):
+        "another seed draws other, equally valid jittered points for the rounding probe",
     ("checks/oracles.py", "returned value -> `None`", 'return ""'):
         "kink_reason's empty reason is only tested for truth: None and '' are both false",
-    ("checks/adjoint.py", "`>` -> `>=`", "if curvature > limit * max(_norm(Ad) * _norm(v), tolerance.TINY):"):
+    ("checks/tolerance.py", "`0.0` -> `1.0`",
+     "size = max((float(np.max(np.abs(np.asarray(a, dtype=np.float64)), initial=0.0)) for a in arrays), default=0.0)"):
+        "both 0.0s (initial, default) only raise size to 1 where it is below 1, and size enters only through "
+        "max(1.0, size)",
+    ("checks/tolerance.py", "`>` -> `>=`", "return second_difference > affine_limit(dtype) * max(scale, TINY)"):
         "differs only when a rounding-level second difference equals the bound exactly (no input reaches it)",
 }
 

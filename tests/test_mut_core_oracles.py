@@ -1,0 +1,74 @@
+"""The oracles' rounding inputs (tolerance policy 1a, 1b, 1c) on a constructed dense case, pinned where the mutation
+run of checks/oracles.py (docs/mutation.md) found them unpinned: the terms' magnitudes are the op on |inputs| with
+|dy|, the forward's floor is sum_i |g_i x_i| / sum |dy|, and the measured noise is the largest of PROBE_SAMPLES
+realisations, the further ones at jittered points nearby."""
+import numpy as np
+import pytest
+
+from cnn_gradcheck import oracles, tolerance
+from cnn_gradcheck.registry import get_spec
+from cnn_gradcheck.spec import Case
+
+DENSE = get_spec("dense")
+
+
+def dense_case(seed=3):
+    rng = np.random.default_rng(seed)
+    arrays = {"x": rng.standard_normal((4, 5)), "W": rng.standard_normal((5, 3)), "b": rng.standard_normal(3)}
+    return Case("dense", {"N": 4, "m": 5, "n": 3}, arrays, rng.standard_normal((4, 3)), seed=seed)
+
+
+def test_magnitudes_are_the_op_on_absolute_inputs_and_upstream_gradient():
+    case = dense_case()
+    x, W, b, dy = case.arrays["x"], case.arrays["W"], case.arrays["b"], case.dy
+    m = oracles.magnitudes(DENSE, case)
+    np.testing.assert_allclose(m["forward"], np.abs(x) @ np.abs(W) + np.abs(b), rtol=1e-14)
+    np.testing.assert_allclose(m["dx"], np.abs(dy) @ np.abs(W).T, rtol=1e-14)
+    np.testing.assert_allclose(m["dW"], np.abs(x).T @ np.abs(dy), rtol=1e-14)
+    np.testing.assert_allclose(m["db"], np.abs(dy).sum(axis=0), rtol=1e-14)
+
+
+def test_the_forwards_floor_is_the_inputs_rounding_carried_through_the_op():
+    case = dense_case()
+    x, W, b, dy = case.arrays["x"], case.arrays["W"], case.arrays["b"], case.dy
+    dx, dW, db = dy @ W.T, x.T @ dy, dy.sum(axis=0)
+    floor = (np.sum(np.abs(dx * x)) + np.sum(np.abs(dW * W)) + np.sum(np.abs(db * b))) / np.sum(np.abs(dy))
+    estimates = oracles.rounding_estimates(DENSE, case)
+    assert estimates["forward"].floor == pytest.approx(floor, rel=1e-12)
+    assert all(estimates[q].floor == 0.0 for q in ("dx", "dW", "db"))       # gradients: measured noise only
+
+
+def test_the_measured_noise_is_the_largest_of_probe_samples_realisations():
+    case = dense_case()
+    one = oracles.rounding_estimates(DENSE, case, 1)
+    every = oracles.rounding_estimates(DENSE, dense_case(), tolerance.PROBE_SAMPLES)
+    default = oracles.rounding_estimates(DENSE, dense_case())
+    assert set(one) == set(every) == {"forward", "dx", "dW", "db"}
+    assert all(default[q] == every[q] for q in every)                      # the default is PROBE_SAMPLES
+    assert all(every[q].measured >= one[q].measured > 0 for q in every)
+    assert any(every[q].measured > one[q].measured for q in every)         # the jittered points count
+    # the further realisations are nearby: their noise is of the same size, not of inputs shrunk or blown up
+    assert all(every[q].measured < 20 * one[q].measured for q in every)
+
+
+def test_a_jittered_case_moves_every_input_and_dy_by_at_most_probe_jitter_relative():
+    case = dense_case()
+    nearby = oracles._jittered(DENSE, case, np.random.default_rng(0))
+    assert nearby is not None and nearby.config == case.config and nearby.seed == case.seed
+    for n, a in case.arrays.items():
+        moved = nearby.arrays[n]
+        assert not np.array_equal(moved, a)
+        assert np.all(np.abs(moved - a) <= tolerance.PROBE_JITTER * np.abs(a) * (1 + 1e-12))
+    assert np.all(np.abs(nearby.dy - case.dy) <= tolerance.PROBE_JITTER * np.abs(case.dy) * (1 + 1e-12))
+
+
+def test_forward_error_is_the_float32_forward_minus_the_float64_forward():
+    """Policy 2's measured noise of <dy, f>: y32 - y64 of the torch op with its inputs stored in float32."""
+    import torch
+    case = dense_case()
+    x, W, b = (torch.tensor(case.arrays[n], dtype=torch.float32) for n in ("x", "W", "b"))
+    y32 = (x @ W + b).to(torch.float64).numpy()
+    y64 = case.arrays["x"] @ case.arrays["W"] + case.arrays["b"]
+    error = oracles.forward_error(DENSE, case)
+    assert error is not None and np.max(np.abs(error)) > 0
+    np.testing.assert_allclose(error, y32 - y64, rtol=0, atol=1e-12)
