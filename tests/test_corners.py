@@ -44,8 +44,15 @@ def test_every_corner_is_valid_and_is_what_it_says(op):
                             "output of size 1": Ho == 1,
                             "stride larger than the kernel extent": s > extent and Ho >= 2,
                             "kernel as large as the padded input": extent == H + 2 * p,
-                            "largest padding of the rule p <= d (k - 1) // 2": p == d * (k - 1) // 2}
+                            "largest padding of the rule p <= d (k - 1) // 2": p == d * (k - 1) // 2,
+                            "every window of an axis in padding, dilated past the input": _every_window_in_padding(
+                                config["W"], config["kw"], config["sw"], config["pw"], config["dilw"])}
                 assert expected[name], (name, config)
+
+
+def _every_window_in_padding(n, k, s, p, d) -> bool:
+    """Along one axis, no tap of any window reads a real cell (0 <= index < n)."""
+    return all(not 0 <= j * s - p + t * d < n for j in range(out_size(n, k, s, p, d)) for t in range(k))
 
 
 def test_corners_that_fight_the_limits_are_left_out():

@@ -242,7 +242,9 @@ def test_float32_plugins_are_checked_with_float32_tolerances_and_a_note():
     with pytest.warns(P.PrecisionNote, match=r"returns float32 results.*tolerance = 8 \* eps\(float32\)"):
         report = check_plugin("conv2d", P.plugin(forward32, backward32), settings=FEW)
     assert report.precision == "float32"
-    torch32 = P.torch_function(F.conv2d, dtype="float32")
+    # channels_last left out: PyTorch 2.13's own float32 channels_last conv2d crashes at corner configurations
+    # (tests/test_framework_kernels.py checks that crash is reported); here the float32 tolerance is the subject
+    torch32 = P.torch_function(F.conv2d, dtype="float32", layouts=("contiguous", "strided", "transposed"))
     with pytest.warns(P.PrecisionNote):
         check_plugin("conv2d", torch32, settings=FEW)
 
