@@ -53,6 +53,9 @@ class Plugin:
     #: the keyword arguments both of the user's functions take (None: unknown, or **kwargs): an optional
     #: hyperparameter they do not take is held at its neutral value (OpSpec.optional_hyper)
     accepts: frozenset | None = None
+    #: explicit examples that travel with the plug-in (check_plugin's examples=), so that ``pytest --plugin`` and
+    #: ``cnn-gradcheck check`` check them first and always too
+    examples: tuple = ()
 
     def with_limits(self, **limits) -> "Plugin":
         """The same plug-in declaring (more) limits, e.g. ``stride=1, padding=0``; a limit replaces the plug-in's
@@ -197,25 +200,27 @@ class BoundPlugin(Implementation):
 
 def make_plugin(name, forward, backward, kind, *, dtype="float64", device="cpu", axes=None, limits=None,
                 layouts=None, tied=(), scalar=(), square=False, conventions=(), output=None, time_limit=None,
-                isolate=None, **unknown) -> Plugin:
+                isolate=None, examples=(), **unknown) -> Plugin:
     """The options every adapter takes (docs/plugins.md): dtype, device, axes, limits, layouts, and the tied axes:
     ``scalar=("stride", "padding")`` for a layer taking one int per hyperparameter, ``tied=`` for equal axes passed
     as pairs, ``square=True`` for square kernels and inputs; ``conventions=`` (cnn_gradcheck.conventions) and
     ``output=`` (the element of a returned tuple that is the op's output); ``isolate=True`` declares native code (a
     C/C++/CUDA extension, ctypes) whose crash should not end the run; ``time_limit``: seconds per call (default
-    isolation.DEFAULT_TIME_LIMIT)."""
+    isolation.DEFAULT_TIME_LIMIT); ``examples=``: explicit examples checked first and always, wherever the plug-in is
+    checked (as check_plugin's examples=, also from ``pytest --plugin`` and ``cnn-gradcheck check``)."""
     if unknown:
         raise layouts_mod.PluginOptionError(
             f"bad plug-in option {', '.join(map(repr, unknown))}: the options every adapter takes are dtype, device, "
-            f"axes, limits, layouts, tied, scalar, square, conventions, output, time_limit, isolate, name (and the "
-            f"adapter's own)")
+            f"axes, limits, layouts, tied, scalar, square, conventions, output, time_limit, isolate, examples, name "
+            f"(and the adapter's own)")
     if output is not None and (isinstance(output, bool) or not isinstance(output, int)):
         raise layouts_mod.PluginOptionError(f"bad plug-in option output={output!r}: the index of the op's output "
                                             f"in the tuple forward returns (output=0 for the first element)")
     return Plugin(name, forward, backward, Backend(kind, dtype, device), dict(axes or {}), dict(limits or {}),
                   layouts_mod.check_layouts(layouts) if layouts else None, tied=_names("tied", tied),
                   scalar=_names("scalar", scalar), square=bool(square),
-                  conventions=_names("conventions", conventions), output=output).with_guards(time_limit, isolate)
+                  conventions=_names("conventions", conventions), output=output,
+                  examples=tuple(examples or ())).with_guards(time_limit, isolate)
 
 
 def _names(option: str, names) -> tuple[str, ...]:

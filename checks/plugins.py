@@ -113,7 +113,9 @@ def check_plugin(op: str | OpSpec, implementation: Any, *, limits: Mapping[str, 
 
         test = given(spec.cases(**fixed), st.sampled_from(chosen))(body)
         # inputs stage: explicit examples first, always (the user's, then every layout and kind of special values)
-        explicit_list = explicit.explicit_cases(spec, fixed, chosen, examples)
+        # the check's examples, else those the plug-in carries (what pytest --plugin and the CLI find)
+        explicit_list = explicit.explicit_cases(spec, fixed, chosen, examples if examples is not None
+                                                else (list(plug.examples) or None))
         for case, layout in reversed(explicit_list):
             test = example(case, layout)(test)
         # one example-database key per check (op, implementation, limits): a failure is replayed first next time,

@@ -106,3 +106,23 @@ def test_plugin_items_work_with_lf_junit_and_statistics(pytester):
     again = pytester.runpytest_inprocess(*args, "--lf")
     again.assert_outcomes(failed=1, deselected=1)
     again.stdout.fnmatch_lines(["*rerun previous 1 failure*"])
+
+
+PINNED = """
+import numpy as np
+from cnn_gradcheck import plugin
+
+def backward(dy, x):  # wrong only at the point of the user's own bug report: x == 0.123 exactly
+    return np.where(x == 0.123, 0.0, dy * (x > 0))
+
+RELU = plugin(lambda x: np.maximum(x, 0.0), backward, name="pinned relu",
+              examples=[{"config": {"N": 1, "K": 2, "offset": 0.0}, "x": [[0.123, -1.0]]}])
+"""
+
+
+def test_explicit_examples_carried_by_the_plugin_run_from_the_command_line(pytester):
+    pytester.makepyfile(pinned=PINNED)
+    pytester.syspathinsert()
+    run = pytester.runpytest_inprocess("--plugin", "relu=pinned:RELU", "--plugin-max-examples", "3")
+    run.assert_outcomes(failed=1)
+    run.stdout.fnmatch_lines(["*relu: dx wrong in pinned relu*", "*explicit example 1 of examples=*"])
