@@ -123,6 +123,12 @@ def _check_argument(spec, impl, case, evaluation, name, rng) -> Comparison:
         return Comparison(ORACLE, quantity, KINK, 0.0, 0.0, 0.0,
                           note=f"kink: the case sits on a non-differentiable point ({spec.nondifferentiable}); "
                                f"the pieces of the piecewise-linear map are not defined there, no adjoint verdict")
+    step, scale = t * float(np.max(np.abs(u), initial=0.0)), float(np.max(np.abs(a), initial=0.0))
+    if tolerance.adjoint_step_unresolved(step, scale, evaluation.dtype):
+        return Comparison(ORACLE, quantity, NA, 0.0, 0.0, 0.0,
+                          note=f"not applicable: the step t |u| = {step:.2g} is below {evaluation.dtype}'s resolution "
+                               f"of inputs of size {scale:.2g} (the stored a +- t u would not move as the test "
+                               f"assumes); the exact oracles decide")
     plus, minus = a + t * u, a - t * u
     d = plus - minus
     y_plus = evaluation.forward({**case.arrays, name: plus})

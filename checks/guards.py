@@ -172,10 +172,11 @@ _STATES: dict[tuple, list[State]] = {}
 
 def states() -> list[State]:
     """The global state to guard now: numpy's and Python's always, torch's and JAX's only when already imported
-    (the list is made once per combination of what is imported and whether CUDA is initialised)."""
+    (the list is made once per combination of the imported modules and whether CUDA is initialised)."""
     torch, jax = sys.modules.get("torch"), sys.modules.get("jax")
     jax = jax if hasattr(jax, "config") else None
-    key = (torch is not None, jax is not None, torch is not None and torch.cuda.is_initialized())
+    # keyed by the modules' identity: the states close over the module objects they read
+    key = (id(torch) if torch else None, id(jax) if jax else None, torch is not None and torch.cuda.is_initialized())
     found = _STATES.get(key)
     if found is None:
         found = _STATES[key] = [*_numpy_states(), _python_random(), *(_torch_states(torch) if torch else ()),

@@ -166,6 +166,9 @@ class OpSpec:
     #: padding, a kernel as large as the padded input, ...); the partial config fixes fields (values or strategies)
     #: within the op's validity rules
     corners: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    #: names among ``corners`` that run only as explicit cases, never drawn: corners that fix many fields at once
+    #: (a whole crash configuration), from which Hypothesis's shrinker cannot step back to a small generic case
+    explicit_corners: tuple[str, ...] = ()
     #: {hyperparameter: limits}: hyperparameters a plug-in may not take (max pooling's dilation), with the limits
     #: that hold them at their neutral value, where they are not passed; a plug-in whose functions take no such
     #: keyword is checked within those limits, and its summary says so

@@ -291,7 +291,7 @@ def case_configs(draw, spec, fixed: Mapping[str, Any]):
     from .spec import CORNER_KEY, GENERIC, VALUES_KEY
     forced_corner, forced_values = fixed.get(CORNER_KEY), fixed.get(VALUES_KEY)  # a search for one kind of case
     fixed = {k: v for k, v in fixed.items() if k not in (VALUES_KEY, CORNER_KEY)}
-    corners = usable_corners(spec, fixed)
+    corners = tuple(c for c in usable_corners(spec, fixed) if c[0] not in spec.explicit_corners)
     if forced_corner is not None:
         corner = next((c for c in corners if c[0] == forced_corner), None)
     else:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from ..reference import conv_matrix as ref
 from ..spec import Formula, Implementation, OpSpec
 from ..reference import conv2d as loops
-from .conv2d import CORNERS, SPECIALS, PLAIN, conv_configs, hyper, make_arrays, output_shape, reduction_length
+from .conv2d import CORNERS, EXPLICIT_CORNERS, SPECIALS, PLAIN, conv_configs, hyper, make_arrays, output_shape, reduction_length
 
 CONV2D_MATRIX = OpSpec(
     name="conv2d_matrix", arg_names=("x", "w", "b"), configs=conv_configs, make_arrays=make_arrays,
@@ -17,7 +17,7 @@ CONV2D_MATRIX = OpSpec(
     reduction_length=reduction_length, linear_args=("x", "w", "b"),
     alternatives={"loops": Implementation.from_module(loops, "correlate2d", "reference.conv2d.correlate2d")},
     description="2-D cross-correlation as a sparse matrix product vec(y) = M vec(x) + b; backward dx = M^T dy, "
-                "dw through im2col", special_values=SPECIALS, corners=CORNERS)
+                "dw through im2col", special_values=SPECIALS, corners=CORNERS, explicit_corners=EXPLICIT_CORNERS)
 SPECS = [CONV2D_MATRIX]
 
 SEED_EXAMPLE = {"N": 1, "C_in": 1, "C_out": 1, "Hout": 2, "Wout": 2, "kernel": 2, "remainder": 0, **PLAIN}  # 3x3 image
