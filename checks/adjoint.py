@@ -38,10 +38,11 @@ argument: two forward calls and one backward call (dy = v). Seeded from the case
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
-from . import calls, tolerance
+from . import calls, finite_diff, tolerance
 from .compare import FAIL, KINK, NA, PASS, Comparison
 from .finite_diff import direction_for
 from .spec import Case, Implementation, OpSpec, kink_distance, ordered_arrays, quantity_label
@@ -90,28 +91,94 @@ def step_for(spec: OpSpec, name: str, case: Case, u: np.ndarray) -> float:
     return 2.0 ** math.floor(math.log2(reach / size))
 
 
-def _backward_at(spec: OpSpec, impl: Implementation, case: Case, v: np.ndarray, name: str) -> np.ndarray:
-    """A^T v: the implementation's gradient of ``name`` for upstream gradient v, with the guards of
-    ``cnn_gradcheck.calls`` (a call that raises, a wrong shape, NaN: an ImplementationError naming op and configuration)."""
+def _backward_at(spec: OpSpec, impl: Implementation, case: Case, v: np.ndarray, names) -> dict[str, np.ndarray]:
+    """A^T v: the implementation's gradients of ``names`` for upstream gradient v (one backward call), with the
+    guards of ``cnn_gradcheck.calls`` (a call that raises, a wrong shape, NaN: an ImplementationError naming op and
+    configuration)."""
     arrays = [np.array(a, copy=True) for a in ordered_arrays(spec, case.arrays)]
     role = "backward (adjoint test, called with dy = v)"
+    out = {}
     try:
         grads = calls.gradient_tuple(spec, calls.call_user(impl.backward, [v, *arrays], spec.hyper(case.config),
                                                            role), role)
-        what = f"the gradient {quantity_label(name)} for dy = v"
-        ATv, _ = calls.to_float64(grads[name], what)
-        calls.check_shape(ATv, case.arrays[name].shape, what, f" (the shape of {name})")
-        calls.check_finite(ATv, what)
+        for name in names:
+            what = f"the gradient {quantity_label(name)} for dy = v"
+            out[name], _ = calls.to_float64(grads[name], what)
+            calls.check_shape(out[name], case.arrays[name].shape, what, f" (the shape of {name})")
+            calls.check_finite(out[name], what)
     except calls.ImplementationError as e:
         raise e.at(spec.name, impl.name, case.describe()) from None
-    return ATv
+    return out
+
+
+def exact_step(spec: OpSpec, case: Case, directions) -> float:
+    """The step t at which the symmetric differences f(a + k t u) - f(a - k t u), k = 1, 2, along a joint direction
+    are exact in their linear term: 1 where every moved argument is affine (``linear_args``); where some are
+    piecewise linear, half the smallest ``step_for`` (the stencil reaches 2 t). 0.0 where a moved argument is
+    neither (a smooth nonlinear forward) or the case sits on a kink. (Exact for forwards of degree <= 2 in t, such
+    as convolution's x * w + b; a forward multilinear in three moved arguments is caught by the checks below.)"""
+    steps = [1.0 if n in spec.linear_args else step_for(spec, n, case, u) / 2 if n in spec.piecewise_linear_args
+             else 0.0 for n, u in directions.items()]
+    return min(steps, default=0.0)
 
 
 def adjoint_oracle(spec: OpSpec, impl: Implementation, case: Case, evaluation) -> list[Comparison]:
-    """<A u, v> = <u, A^T v> for every linear and piecewise-linear argument, through ``impl`` (plug-ins too)."""
+    """<A u, v> = <u, A^T v> for every linear and piecewise-linear argument, through ``impl`` (plug-ins too): one
+    joint test over all of them first (two forward calls, shared with finite differences where possible, and one
+    backward call), then each argument alone where the joint test does not settle it."""
+    names = [n for n in spec.differentiable if n in spec.linear_args or n in spec.piecewise_linear_args]
     rng = np.random.default_rng(case.seed ^ 0xAD70)
-    return [_check_argument(spec, impl, case, evaluation, name, rng) for name in spec.differentiable
-            if name in spec.linear_args or name in spec.piecewise_linear_args]
+    joint = _joint(spec, impl, case, evaluation, names, np.random.default_rng(case.seed ^ 0xA770)) if names else {}
+    return [joint[name] if name in joint else _check_argument(spec, impl, case, evaluation, name, rng)
+            for name in names]
+
+
+def _joint(spec, impl, case, evaluation, names, rng) -> dict[str, Comparison]:
+    """The dot-product test along the joint direction of ``names`` (``finite_diff.joint_stencil``): A d =
+    f(a + t u) - f(a - t u) over all of them at once, A^T v from one backward call, <A d, v> = sum_a <d_a, A_a^T v>.
+    It stands only where the symmetric difference is exact (the second difference vanishes: the map is affine along
+    u; or the odd parts at t and 2 t agree: degree 2, x * w + b) and the test passes; then for each argument whose
+    share of the inner product resolves ADJOINT_JOINT_ACCEPT. Returns those arguments' comparisons ({} otherwise:
+    each argument is tested alone, which also names a kink or a forward that is not affine)."""
+    stencil = finite_diff.joint_stencil(evaluation, case.arrays, names, case.seed)
+    t = exact_step(spec, case, stencil.directions)
+    if t == 0.0 or any(tolerance.adjoint_step_unresolved(t * float(np.max(np.abs(u), initial=0.0)),
+                                                         float(np.max(np.abs(stencil.start[n]), initial=0.0)),
+                                                         evaluation.dtype)
+                       for n, u in stencil.directions.items()):
+        return {}
+    Ad = stencil.at(t) - stencil.at(-t)
+    plus, minus = stencil.moved(t), stencil.moved(-t)
+    d = {n: plus[n] - minus[n] for n in names}
+    v = direction_for(Ad, rng)
+    pieces = _norm(Ad) * _norm(v)
+    second = abs(float(np.sum((stencil.at(t) + stencil.at(-t) - 2 * stencil.at(0.0)) * v)))
+    if tolerance.pieces_changed(second, pieces, evaluation.dtype):
+        odd = abs(float(np.sum((stencil.at(2 * t) - stencil.at(-2 * t) - 2 * Ad) * v)))
+        if tolerance.pieces_changed(odd, pieces, evaluation.dtype):
+            return {}
+    ATv = _backward_at(spec, impl, case, v, names)
+    labels = [quantity_label(n) for n in names]
+    flat = lambda parts: np.concatenate([np.ravel(parts[n]) for n in names])  # noqa: E731
+    # two upstream gradients, two tests: v aligned with A d (one backward call; a backward that ignores its dy
+    # fails it) and the case's own dy, whose gradients the evaluation already holds (u is aligned with them, so
+    # every argument has its share of <d, A^T dy>: ``finite_diff.balanced``)
+    dy = np.asarray(case.dy, dtype=np.float64)
+    tests = [(check_pair(" + ".join(labels), Ad, v, flat(d), flat(ATv), dtype=evaluation.dtype), ATv),
+             (check_pair(" + ".join(labels), Ad, dy, flat(d), flat(evaluation.grads), dtype=evaluation.dtype),
+              evaluation.grads)]
+    if any(test.verdict != PASS for test, _ in tests):
+        return {}
+    out = {}
+    for n, label in zip(names, labels):
+        # a relative error e in this argument's gradient moves <d, A^T w> by e <d_a, A_a^T w>
+        resolution, test = min(((test.tolerance / share if (share := abs(float(np.sum(d[n] * grads[n])))) > 0
+                                 else np.inf, test) for test, grads in tests), key=lambda pair: pair[0])
+        if resolution <= tolerance.ADJOINT_JOINT_ACCEPT:
+            out[n] = replace(test, quantity=label, resolution=resolution,
+                             note=f"joint direction over {', '.join(labels)} (t = {t:g}; upstream gradients v and "
+                                  f"dy): {test.note}")
+    return out
 
 
 def _check_argument(spec, impl, case, evaluation, name, rng) -> Comparison:
@@ -135,7 +202,7 @@ def _check_argument(spec, impl, case, evaluation, name, rng) -> Comparison:
     y_minus = evaluation.forward({**case.arrays, name: minus})
     Ad = y_plus - y_minus
     v = direction_for(Ad, rng)
-    ATv = _backward_at(spec, impl, case, v, name)
+    ATv = _backward_at(spec, impl, case, v, [name])[name]
     comparison = check_pair(quantity, Ad, v, d, ATv, dtype=evaluation.dtype)
     if comparison.verdict == NA:
         return comparison

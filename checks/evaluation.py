@@ -3,7 +3,7 @@
 the other for it: calls -> evaluation <- oracles, no cycle."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
@@ -20,6 +20,7 @@ class Evaluation:
     repeat_difference: the largest |difference| between two identical calls (plug-ins are called twice), 0.0 when
                they agreed bit for bit or were called once; a summary can say "repeated calls differ by up to X,
                within rounding" (tolerance policy 8).
+    stencils:  the forward along joint directions (``finite_diff.Stencil``), filled by the oracles that share them.
     """
 
     y: np.ndarray
@@ -27,3 +28,4 @@ class Evaluation:
     forward: Callable[[Mapping[str, np.ndarray]], np.ndarray]
     dtype: str = "float64"
     repeat_difference: float = 0.0
+    stencils: dict = field(default_factory=dict)

@@ -49,6 +49,9 @@ def _richardson(d: dict) -> tuple:
 D8_WEIGHTS = _richardson({k: {k: 1 / (2 * k)} for k in STEPS})[1]
 #: sum of |weights| over the eight evaluations: how much the forward's rounding is amplified (times 1/h)
 D8_NOISE = 2 * sum(abs(w) for w in D8_WEIGHTS.values())
+#: D4 = (4 D(t) - D(2t)) / 3 as weights on phi(kt) - phi(-kt), and its rounding amplification (times 1/t): 1.5
+D4_WEIGHTS = {1: 4 / 3 / 2, 2: -1 / 3 / 4}
+D4_NOISE = 2 * sum(abs(w) for w in D4_WEIGHTS.values())
 
 
 def direction_for(grad: np.ndarray, rng: np.random.Generator, aligned: bool = True) -> np.ndarray:
@@ -113,31 +116,116 @@ def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], ar
                        dtype, magnitude, forward_error, f"d{name}")
 
 
+class Stencil:
+    """The forward along one joint direction u over several arguments: f(a + t u) for each step t a check asks for,
+    computed once and shared by the oracles that read it (finite differences, the adjoint test), so that a case
+    costs forward calls once. t = 0 is the evaluation's own output."""
+
+    def __init__(self, forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
+                 directions: Mapping[str, np.ndarray], y0: np.ndarray):
+        self.forward, self.arrays = forward, arrays
+        self.directions = {n: np.asarray(v, dtype=np.float64) for n, v in directions.items()}
+        self.start = {n: np.asarray(arrays[n], dtype=np.float64) for n in directions}
+        self.outputs = {0.0: np.asarray(y0, dtype=np.float64)}
+
+    def moved(self, t: float) -> dict[str, np.ndarray]:
+        """a + t u for the moved arguments (as stored: what the implementation receives)."""
+        return {n: self.start[n] + t * v for n, v in self.directions.items()}
+
+    def at(self, t: float) -> np.ndarray:
+        """f(a + t u), one forward call the first time."""
+        if t not in self.outputs:
+            self.outputs[t] = np.asarray(self.forward({**self.arrays, **self.moved(t)}), dtype=np.float64)
+        return self.outputs[t]
+
+
+def _input_sensitivity(grads: Mapping[str, np.ndarray], stencil: Stencil, reach: float) -> float:
+    """|g (|a| + reach |u|)|_2: the moved inputs are stored at the plug-in's precision at every step, which moves
+    phi by eps times this (policy 2's input rounding, ``tolerance.output_noise``)."""
+    return math.sqrt(sum(float(np.sum((np.asarray(grads[n], dtype=np.float64)
+                                       * (np.abs(stencil.start[n]) + reach * np.abs(v))) ** 2))
+                         for n, v in stencil.directions.items()))
+
+
+def short_check(phi: Callable[[float], float], claimed: float, scale: float, noise: float, t: float,
+                quantity: str, dtype: str = "float64") -> Comparison:
+    """Policy 2 on the short stencil: central differences at t and 2t (four forward calls),
+
+        D4 = (4 D(t) - D(2t)) / 3                 error O(t^4),  judged with |D(t) - D4| as its truncation estimate
+
+    |D(t) - D4| is the error estimate of the O(t^2) difference D(t): an over-estimate of D4's, so the tolerance can
+    only be too wide, never too narrow, and a pass is sound at the resolution it records. No kink verdict is given
+    here: a kink inside the stencil shows as a disagreement, and the full stencil (``directional_check``) decides."""
+    d = {k: (phi(k * t) - phi(-k * t)) / (2 * k * t) for k in (1, 2)}
+    d4 = (4 * d[1] - d[2]) / 3
+    scale = max(scale, abs(d4), tolerance.TINY)
+    truncation = abs(d[1] - d4)
+    tol = tolerance.fd_tolerance(truncation, noise, D4_NOISE, t, scale)
+    resolution = tolerance.resolution(tol, scale)
+    err = abs(claimed - d4)
+    if tolerance.too_coarse(tol, scale):
+        verdict, note = NA, "not applicable: the short stencil's tolerance decides nothing"
+    else:
+        verdict = PASS if err <= tol else FAIL
+        note = f"directional derivative <{quantity}, v> (short stencil, t={t:.2g}, truncation estimate {truncation:.1e})"
+    return Comparison("finite differences", quantity, verdict, err, err / scale, tol, None, d4, claimed, note=note,
+                      resolution=resolution)
+
+
 def check_joint(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], arrays: Mapping[str, np.ndarray],
                 grads: Mapping[str, np.ndarray], dy: np.ndarray, y0: np.ndarray,
                 directions: Mapping[str, np.ndarray], reduction_length: int, kink_reason: str = "",
-                dtype: str = "float64", magnitude=None, forward_error=None, quantity: str = "") -> Comparison:
+                dtype: str = "float64", magnitude=None, forward_error=None, quantity: str = "", *,
+                stencil: Stencil | None = None, short_step: float | None = None) -> Comparison:
     """One directional check along a joint direction over several arguments: phi(t) = <dy, f(a + t v_a, ...)>,
-    phi'(0) = sum over the arguments of <g_a, v_a>. Eight forward calls whatever the number of arguments."""
-    h = tolerance.FD_STEP
+    phi'(0) = sum over the arguments of <g_a, v_a>, whatever the number of arguments.
+
+    With ``short_step`` t, the short stencil (``short_check``, four forward calls) is tried first; its pass stands
+    when its resolution is at most FD_SHORT_ACCEPT. Otherwise (a disagreement, a kink nearby, too coarse a
+    resolution) the full stencil decides: D8 at h = FD_STEP (``directional_check``, eight more calls)."""
     dy = np.asarray(dy, dtype=np.float64)
-    start = {n: np.asarray(arrays[n], dtype=np.float64) for n in directions}
+    stencil = stencil or Stencil(forward, arrays, directions, y0)
 
     def phi(t: float) -> float:
-        moved = dict(arrays)
-        for n, v in directions.items():
-            moved[n] = start[n] + t * v
-        return float(np.sum(dy * np.asarray(forward(moved), dtype=np.float64)))
+        return float(np.sum(dy * stencil.at(t)))
 
-    products = [np.asarray(grads[n], dtype=np.float64) * directions[n] for n in directions]
+    products = [np.asarray(grads[n], dtype=np.float64) * v for n, v in stencil.directions.items()]
     claimed = float(sum(np.sum(p) for p in products))
     scale = float(sum(np.sum(np.abs(p)) for p in products))
-    # the moved inputs are stored at the plug-in's precision at every step: |g| (|x| + reach |v|) per element
-    sensitivity = math.sqrt(sum(float(np.sum((np.asarray(grads[n], dtype=np.float64)
-                                              * (np.abs(start[n]) + tolerance.FD_STENCIL_REACH * np.abs(v))) ** 2))
-                                for n, v in directions.items()))
-    noise = tolerance.output_noise(dy, y0, reduction_length, dtype, magnitude, forward_error, sensitivity)
-    return directional_check(phi, float(np.sum(dy * y0)), claimed, scale, noise, h, quantity, kink_reason, dtype)
+
+    def noise(reach: float, size=magnitude) -> float:
+        return tolerance.output_noise(dy, y0, reduction_length, dtype, size, forward_error,
+                                      _input_sensitivity(grads, stencil, reach))
+
+    if short_step and not kink_reason:
+        steps = [k * short_step for k in (1, -1, 2, -2)]
+        # the outputs at a + t u carry rounding of their own size, larger than f(a)'s when t u is large (t = 1)
+        size = np.max([np.abs(stencil.at(s)) for s in steps], axis=0)
+        if magnitude is not None:
+            size = np.maximum(size, np.abs(np.asarray(magnitude, dtype=np.float64)))
+        first = short_check(phi, claimed, scale, noise(2 * short_step, size), short_step, quantity, dtype)
+        if first.verdict == PASS and first.resolution <= tolerance.FD_SHORT_ACCEPT:
+            return first
+    return directional_check(phi, phi(0.0), claimed, scale, noise(tolerance.FD_STENCIL_REACH), tolerance.FD_STEP,
+                             quantity, kink_reason, dtype)
+
+
+def directions_for(grads: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """One aligned direction per argument (``direction_for``), seeded from the case's seed: reproducible."""
+    rng = np.random.default_rng(seed ^ 0x5EED)
+    return {n: direction_for(g, rng) for n, g in grads.items()}
+
+
+def joint_stencil(evaluation, arrays: Mapping[str, np.ndarray], names, seed: int) -> Stencil:
+    """The stencil along the joint direction over ``names`` (per-argument directions ``balanced`` against the
+    claimed gradients), kept on the evaluation: the finite-difference oracle and the adjoint test of the same
+    arguments read the same forward calls."""
+    key = tuple(names)
+    if key not in evaluation.stencils:
+        grads = {n: evaluation.grads[n] for n in names}
+        evaluation.stencils[key] = Stencil(evaluation.forward, arrays, balanced(directions_for(grads, seed), grads),
+                                           evaluation.y)
+    return evaluation.stencils[key]
 
 
 def balanced(directions: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -132,6 +132,17 @@ FD_RESOLUTION = 1e-8
 #: finite-difference step, in the units of the data (generated inputs are O(1); large-magnitude cases such as
 #: logits in the hundreds keep their gaps and margins in the same units, and the rounding term grows with |y|)
 FD_STEP = 1e-3
+#: the short stencil's step for a smooth forward (policy 2): central differences at t and 2t, D4 judged with
+#: |D(t) - D4|, an over-estimate of order t^2 phi^(3) / 6 (relative ~3e-9 at t = 1.25e-4 for phi^(3) ~ phi'),
+#: against rounding amplified by 1.5 / t: both far below the 1e-6 to catch
+FD_SHORT_STEP = FD_STEP / 8
+#: the short stencil's pass stands when its resolution is at most this (ten times below the 1e-6 errors to
+#: catch); otherwise the full D8 stencil decides
+FD_SHORT_ACCEPT = 1e-7
+#: the joint adjoint test's pass stands for an argument whose own resolution (the tolerance over its share
+#: |<d_a, A_a^T v>| of the inner product) is at most this (half the 1e-10 errors to catch on linear arguments);
+#: others are tested alone
+ADJOINT_JOINT_ACCEPT = 5e-11
 #: relative discrepancy allowed by the adjoint (dot-product) test in float64
 ADJOINT_RTOL = 1e-12
 #: relative difference allowed between two identical calls of a plug-in that declares ``nondeterministic = True``

@@ -501,23 +501,25 @@ def test_a_forward_that_is_not_affine_in_a_linear_argument_fails_the_adjoint_tes
     calls = []                                                       # (kind, x or dy), in call order
 
     def recording_forward(x, W, b):
-        calls.append(("forward", x))
+        calls.append(("forward", x, W))
         return forward(x, W, b)
 
     def recording_backward(dy, x, W, b):
-        calls.append(("backward", dy))
+        calls.append(("backward", dy, None))
         return dense.reference.backward(dy, x, W, b)
 
     result = check_case(dense, Implementation("curved dense", recording_forward, recording_backward), case,
                         oracles=("adjoint",))
     verdicts = {c.quantity: c for c in result.comparisons}
     assert verdicts["dx"].verdict == FAIL and "not affine in x" in verdicts["dx"].note
-    # the reported second difference is <f(a + u) + f(a - u) - 2 f(a), v>: the two forward calls at a moved x,
-    # and v the upstream gradient of the backward call that follows them
+    # the reported second difference is <f(a + u) + f(a - u) - 2 f(a), v>: the two forward calls at a moved x
+    # alone (the joint test over x, W, b comes first: it is not exact here, so each argument is tested alone), and v
+    # the upstream gradient of the backward call that follows them
     a, W, b = case.arrays["x"], case.arrays["W"], case.arrays["b"]
-    first = next(i for i, (kind, x) in enumerate(calls) if kind == "forward" and not np.array_equal(x, a))
-    (_, plus), (_, minus) = calls[first], calls[first + 1]
-    v = next(dy for kind, dy in calls[first + 2:] if kind == "backward")
+    first = next(i for i, (kind, x, w) in enumerate(calls)
+                 if kind == "forward" and not np.array_equal(x, a) and np.array_equal(w, W))
+    (_, plus, _), (_, minus, _) = calls[first], calls[first + 1]
+    v = next(dy for kind, dy, _ in calls[first + 2:] if kind == "backward")
     second = forward(plus, W, b) + forward(minus, W, b) - 2 * forward(a, W, b)
     expected = abs(float(np.sum(second * v)))
     reported = float(verdicts["dx"].note.split("2 f(a), v> = ")[1].split(";")[0])
