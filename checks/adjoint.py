@@ -34,6 +34,17 @@ a relative discrepancy of only 2e-12 on 24 outputs). Aligned, <A d, v> is a fixe
 backward off by a relative e shows as about e / 2 whatever the size (measured: 3e-11 to 5e-11 for e = 1e-10, on
 images up to 12x12 with 3 channels). v keeps random magnitudes, so an error cannot hide behind a fixed choice of v. Cost per
 argument: two forward calls and one backward call (dy = v). Seeded from the case's seed.
+
+The joint test comes first (``_joint``): one direction u over every linear and piecewise-linear argument at once
+(``finite_diff.joint_stencil``, shared with the finite-difference oracle when those are all the differentiable
+arguments), A d = f(a + t u) - f(a - t u), and one backward call returning A_a^T v for every argument:
+<A d, v> = sum_a <d_a, A_a^T v>. The case's own dy gives a second identity for free, <A d, dy> = <d, g(dy)>, in which
+every argument has its share (u is aligned with g(dy) and balanced). The symmetric difference must be exact: the
+second difference vanishes (the map is affine along u), or the odd parts at t and 2t agree (degree 2 in t: x * w +
+b). A relative error e in one argument's gradient moves the right-hand side by e <d_a, A_a^T w>: an argument's pass
+stands where tolerance / |<d_a, A_a^T w>| is at most ADJOINT_JOINT_ACCEPT for one of the two upstream gradients.
+Arguments it does not settle (a failure, a kink, a forward not affine as declared, too small a share) are tested
+alone as above, so the report names the wrong one.
 """
 from __future__ import annotations
 

@@ -72,3 +72,43 @@ def test_forward_error_is_the_float32_forward_minus_the_float64_forward():
     error = oracles.forward_error(DENSE, case)
     assert error is not None and np.max(np.abs(error)) > 0
     np.testing.assert_allclose(error, y32 - y64, rtol=0, atol=1e-12)
+
+
+def test_a_comparison_that_fails_with_one_probe_realisation_is_judged_with_all_of_them():
+    """The exact oracles draw one probe realisation first and all PROBE_SAMPLES only for a comparison that would
+    fail with one (more can only widen a tolerance). Constructed so that the two differ: y = (x + 2^27) - 2^27,
+    whose float32 probe is exact at inputs that are multiples of 16 (the case: 2^27 + x is a float32 there) and
+    rounds the jittered points nearby back to the case, an error of the whole jitter (up to 2^-12 |x|). An
+    implementation off by 1e-13 relative lies above the one-realisation tolerance (the arithmetic and the inputs'
+    rounding: 8 eps |x| ~ 2e-15 |x|) and below the jittered realisations' (16 eps 2^-12 |x| / eps32 ~ 1e-11 |x|):
+    it passes, judged by all three."""
+    import torch
+    from cnn_gradcheck.compare import FAIL, PASS
+    from cnn_gradcheck.runner import check_case
+    from cnn_gradcheck.spec import Implementation, OpSpec
+    from hypothesis import strategies as st
+
+    big = 2.0 ** 27
+    spec = OpSpec(
+        name="shifted_identity", arg_names=("x",), configs=lambda **fixed: st.just({"n": 3}),
+        make_arrays=lambda c, rng: {"x": 16.0 * rng.integers(1, 5, size=c["n"])},
+        output_shape=lambda c: (c["n"],), hyper=lambda c: {},
+        torch_forward=lambda x: (x + big) - big,
+        reference=Implementation("identity", lambda x: np.array(x, dtype=np.float64), lambda dy, x: (dy,)),
+        reduction_length=lambda c: 1, description="the identity, computed through a large shift")
+    case = spec.make_case({"n": 3}, seed=1)
+    assert np.all(case.arrays["x"] % 16 == 0)
+    one = oracles.rounding_estimates(spec, case, 1)["forward"]
+    every = oracles.rounding_estimates(spec, case)["forward"]
+    assert one.measured == 0.0 and every.measured > 0.0                    # the case rounds exactly, nearby not
+    off = Implementation("identity off by 1e-13", lambda x: np.asarray(x, dtype=np.float64) * (1 + 1e-13),
+                         lambda dy, x: (dy,))
+    (forward,) = [c for c in check_case(spec, off, case, oracles=("pytorch",)).comparisons
+                  if c.quantity == "forward"]
+    assert forward.verdict == PASS, forward
+    one_tolerance = tolerance.rounding_tolerance(case.arrays["x"], 1, "float64", None, one)
+    assert forward.error > one_tolerance                                   # one realisation alone would fail it
+    far_off = Implementation("identity off by 1e-6", lambda x: np.asarray(x, dtype=np.float64) * (1 + 1e-6),
+                             lambda dy, x: (dy,))
+    assert [c.verdict for c in check_case(spec, far_off, case, oracles=("pytorch",)).comparisons
+            if c.quantity == "forward"] == [FAIL]

@@ -415,9 +415,10 @@ def test_adjoint_test_judges_the_second_difference_relative_to_the_outputs_size(
                             + 1e-7 * np.sum((x - x0) ** 2), dense.reference.backward)
     (c,) = [c for c in check_case(dense, curved, case, oracles=("adjoint",)).comparisons if c.quantity == "dx"]
     assert c.verdict == FAIL and "not affine in x" in c.note
-    # 1/130 of that curvature is 4.5e-7 of |A d| |v|: below the bound, the map counts as affine
+    # 1/2000 of that curvature is about a third of the bound (1e-6 of |A d| |v| with this seed's u and v): below
+    # it, the map counts as affine
     barely = Implementation("barely curved dense", lambda x, W, b: dense.reference.forward(x, W, b)
-                            + 7.5e-10 * np.sum((x - x0) ** 2), dense.reference.backward)
+                            + 5e-11 * np.sum((x - x0) ** 2), dense.reference.backward)
     (c,) = [c for c in check_case(dense, barely, case, oracles=("adjoint",)).comparisons if c.quantity == "dx"]
     assert c.verdict == PASS, c
 
