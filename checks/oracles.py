@@ -126,6 +126,7 @@ def _rounding_estimates(spec: OpSpec, case: Case, samples: int) -> dict[str, obj
                 probes.append((torch_outputs(spec, nearby), torch_outputs(spec, nearby, dtype=torch.float32)))
     except Exception:  # noqa: BLE001 -- an op torch cannot compute in float32: the other terms of policy 1 remain
         pass
+    realised = _realised_gradients(spec, case, g64, samples - 1)
     per_dy = max(float(np.sum(np.abs(case.dy))), tolerance.TINY)
     floor = sum(float(np.sum(np.abs(g64[n] * np.asarray(case.arrays[n], dtype=np.float64))))
                 for n in spec.differentiable) / per_dy
@@ -133,7 +134,27 @@ def _rounding_estimates(spec: OpSpec, case: Case, samples: int) -> dict[str, obj
                                 default=0.0)
     out: dict[str, object] = {"forward": tolerance.Estimate(measured(lambda r: r[0]), floor)}
     for n in spec.differentiable:
-        out[quantity_label(n)] = tolerance.Estimate(measured(lambda r: r[1][n]))
+        again = max((tolerance.realised_noise(g64[n], r[n]) for r in realised), default=0.0)
+        out[quantity_label(n)] = tolerance.Estimate(max(measured(lambda r: r[1][n]), again))
+    return out
+
+
+def _realised_gradients(spec: OpSpec, case: Case, g64: dict[str, np.ndarray], count: int) -> list[dict]:
+    """Policy 1b at the oracle's own precision: the float64 torch gradients at c dy, divided by c, for the first
+    ``count`` factors c of PROBE_DY_FACTORS. A gradient is exactly linear in dy (dy^T J), so these differ from the
+    oracle's gradients g64 by rounding only: the products with dy get other mantissas and every sum after them
+    rounds afresh, the op's intermediates (normalisers, 1 - y) stay as they are. Where the exact gradient is 0 and
+    torch's value is a rounding residue (LayerNorm over one element: gamma dy rstd - gamma dy rstd), each
+    realisation is another residue of the same size, or 0, so |g_c - g64| is of the size of the residue, never
+    the float32 probe's residue scaled down by eps(float64) / eps(float32)."""
+    out = []
+    for c in tolerance.PROBE_DY_FACTORS[:max(count, 0)]:
+        scaled = Case(case.op, case.config, case.arrays, np.asarray(case.dy, dtype=np.float64) * c, case.seed)
+        try:
+            _, grads = torch_outputs(spec, scaled)
+        except Exception:  # noqa: BLE001 -- torch could not compute it: the other terms of policy 1 remain
+            return out
+        out.append({n: g / c for n, g in grads.items()})
     return out
 
 

@@ -125,6 +125,9 @@ PROBE_SAMPLES = 3
 #: (tanh(x) near 1, whose ulp is larger than 1 - tanh^2) round afresh; far below MARGIN / |x|, so that no kink is
 #: reached (and only where the case's kink distance allows)
 PROBE_JITTER = 2.0**-12
+#: factors c of the float64 realisations of a gradient at c dy (divided by c: policy 1b at float64); not powers of
+#: 2, so that every product with dy gets another mantissa and rounds afresh
+PROBE_DY_FACTORS = (3.0, 5.0)
 #: multiplies the finite-difference error estimate (truncation + rounding)
 FD_SAFETY = 10.0
 #: relative resolution claimed by the finite-difference oracle
@@ -203,6 +206,15 @@ def measured_noise(value64, value32) -> float:
     diff = np.abs(a - b)
     diff = diff[np.isfinite(diff)]
     return float(np.max(diff, initial=0.0)) / eps_of(PROBE_DTYPE)
+
+
+def realised_noise(value64, realisation64) -> float:
+    """Policy 1b at float64: max |q' - q64| / eps(float64) for a second float64 realisation q' of the same exact
+    quantity (a gradient at c dy, divided by c), per unit eps like ``measured_noise``."""
+    a, b = np.asarray(value64, dtype=np.float64), np.asarray(realisation64, dtype=np.float64)
+    diff = np.abs(a - b)
+    diff = diff[np.isfinite(diff)]
+    return float(np.max(diff, initial=0.0)) / eps_of("float64")
 
 
 def rounding_tolerance(expected: np.ndarray, reduction_length: int, dtype="float64", magnitude=None,
