@@ -134,27 +134,44 @@ def _rounding_estimates(spec: OpSpec, case: Case, samples: int) -> dict[str, obj
                                 default=0.0)
     out: dict[str, object] = {"forward": tolerance.Estimate(measured(lambda r: r[0]), floor)}
     for n in spec.differentiable:
-        again = max((tolerance.realised_noise(g64[n], r[n]) for r in realised), default=0.0)
+        again = max((tolerance.realised_noise(r[n]) for r in realised), default=0.0)
         out[quantity_label(n)] = tolerance.Estimate(max(measured(lambda r: r[1][n]), again))
     return out
 
 
+def _two_sum(a, b):
+    """Knuth's TwoSum: s = fl(a + b) and the exact remainder e, s + e = a + b (element-wise, float64)."""
+    s = a + b
+    b_virtual = s - a
+    return s, (a - (s - b_virtual)) + (b - b_virtual)
+
+
 def _realised_gradients(spec: OpSpec, case: Case, g64: dict[str, np.ndarray], count: int) -> list[dict]:
-    """Policy 1b at the oracle's own precision: the float64 torch gradients at c dy, divided by c, for the first
-    ``count`` factors c of PROBE_DY_FACTORS. A gradient is exactly linear in dy (dy^T J), so these differ from the
-    oracle's gradients g64 by rounding only: the products with dy get other mantissas and every sum after them
-    rounds afresh, the op's intermediates (normalisers, 1 - y) stay as they are. Where the exact gradient is 0 and
-    torch's value is a rounding residue (LayerNorm over one element: gamma dy rstd - gamma dy rstd), each
-    realisation is another residue of the same size, or 0, so |g_c - g64| is of the size of the residue, never
-    the float32 probe's residue scaled down by eps(float64) / eps(float32)."""
+    """Policy 1b at the oracle's own precision: for the first ``count`` factors c = 2^k + 1 (k in PROBE_DY_SHIFTS),
+    the float64 torch gradients realised again at c dy, as differences from the oracle's g64 (quantity name ->
+    g_c - g64). A gradient is exactly linear in dy (dy^T J), so the realisation is the same exact quantity with every
+    product with dy, and every sum after it, rounded afresh; the op's intermediates (normalisers, 1 - y) stay.
+    Error-free around the backward: c dy = fl(c dy) + e exactly (TwoSum of 2^k dy and dy), so
+    g(fl(c dy)) + g(e) = c g(dy) in exact arithmetic, and c g64 = hi + lo exactly; the difference
+    (g(fl(c dy)) - hi) + (g(e) - lo), divided by c, is the backward's own rounding at this point, not the rounding
+    of c dy or of a division (|e| <= eps |c dy|: g(e) carries eps^2 of rounding). Where the exact gradient is 0
+    and torch's value is a residue (LayerNorm over one element: fl((rstd dy) gamma) - fl((dy gamma) rstd)), each
+    realisation is another residue of the same size, or 0, and then the difference is torch's residue itself."""
+    dy = np.asarray(case.dy, dtype=np.float64)
     out = []
-    for c in tolerance.PROBE_DY_FACTORS[:max(count, 0)]:
-        scaled = Case(case.op, case.config, case.arrays, np.asarray(case.dy, dtype=np.float64) * c, case.seed)
+    for k in tolerance.PROBE_DY_SHIFTS[:max(count, 0)]:
+        c = 2.0**k + 1
+        dy_c, remainder = _two_sum(dy * 2.0**k, dy)
         try:
-            _, grads = torch_outputs(spec, scaled)
+            _, g_c = torch_outputs(spec, Case(case.op, case.config, case.arrays, dy_c, case.seed))
+            _, g_e = torch_outputs(spec, Case(case.op, case.config, case.arrays, remainder, case.seed))
         except Exception:  # noqa: BLE001 -- torch could not compute it: the other terms of policy 1 remain
             return out
-        out.append({n: g / c for n, g in grads.items()})
+        differences = {}
+        for n, g in g64.items():
+            hi, lo = _two_sum(np.asarray(g, dtype=np.float64) * 2.0**k, np.asarray(g, dtype=np.float64))
+            differences[n] = ((g_c[n] - hi) + (g_e[n] - lo)) / c
+        out.append(differences)
     return out
 
 

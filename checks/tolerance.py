@@ -30,9 +30,10 @@ gradient as a rounding residue (LayerNorm over one element), float64 realisation
        saturated sigmoid deep in a network: toolbox_cnn's db1) and the inputs' own rounding (logits of 800 move by
        ~1e-13 in float64, ~5e-5 in float32). Scaled by eps(dtype) / eps(float32) to the plug-in's precision.
        For a gradient the further realisations include the oracle's own precision: |g64(c dy) / c - g64(dy)| /
-       eps(float64) for c in PROBE_DY_FACTORS (``oracles._realised_gradients``). A gradient is exactly linear in dy
-       (dy^T J), so g(c dy) / c is the same exact quantity with every product with dy, and every sum after it,
-       rounded afresh; rounding c dy and dividing by c add at most ~eps |g|, inside 1a. This is the floor of a
+       eps(float64) for c = 2^k + 1, k in PROBE_DY_SHIFTS (``oracles._realised_gradients``). A gradient is exactly
+       linear in dy (dy^T J), so g(c dy) / c is the same exact quantity with every product with dy, and every sum
+       after it, rounded afresh; c dy and c g64 are split error-free (TwoSum), so the difference is the backward's
+       own rounding, not that of c dy or of a division (which would add ~eps |g|). This is the floor of a
        gradient whose exact value is 0 but whose oracle value is a rounding residue: LayerNorm over one element
        (D = 1) is y = beta whatever x is, and torch computes dx = fl((rstd dy) gamma) - fl((dy gamma) rstd), a
        residue up to ~eps |dy gamma| rstd (2.8e-14 at eps = 1e-5; 0 two times in three). The terms it combines
@@ -141,9 +142,10 @@ PROBE_SAMPLES = 3
 #: (tanh(x) near 1, whose ulp is larger than 1 - tanh^2) round afresh; far below MARGIN / |x|, so that no kink is
 #: reached (and only where the case's kink distance allows)
 PROBE_JITTER = 2.0**-12
-#: factors c of the float64 realisations of a gradient at c dy (divided by c: policy 1b at float64); not powers of
-#: 2, so that every product with dy gets another mantissa and rounds afresh
-PROBE_DY_FACTORS = (3.0, 5.0)
+#: the float64 realisations of a gradient at c dy, c = 2^k + 1 for k in these (policy 1b at float64): c = 3, 5 are
+#: not powers of 2, so every product with dy gets another mantissa and rounds afresh, and c dy = 2^k dy + dy splits
+#: error-free (TwoSum)
+PROBE_DY_SHIFTS = (1, 2)
 #: multiplies the finite-difference error estimate (truncation + rounding)
 FD_SAFETY = 10.0
 #: relative resolution claimed by the finite-difference oracle
@@ -225,11 +227,11 @@ def measured_noise(value64, value32) -> float:
     return float(np.max(diff, initial=0.0)) / eps_of(PROBE_DTYPE)
 
 
-def realised_noise(value64, realisation64) -> float:
-    """Policy 1b at float64: max |q' - q64| / eps(float64) for a second float64 realisation q' of the same exact
-    quantity (a gradient at c dy, divided by c), per unit eps like ``measured_noise``."""
-    a, b = np.asarray(value64, dtype=np.float64), np.asarray(realisation64, dtype=np.float64)
-    diff = np.abs(a - b)
+def realised_noise(difference) -> float:
+    """Policy 1b at float64: max |q' - q64| / eps(float64) from the difference q' - q64 between a second float64
+    realisation q' of the same exact quantity (a gradient at c dy, c = 2^k + 1) and the oracle's q64, per unit eps
+    like ``measured_noise`` (non-finite elements left out)."""
+    diff = np.abs(np.asarray(difference, dtype=np.float64))
     diff = diff[np.isfinite(diff)]
     return float(np.max(diff, initial=0.0)) / eps_of("float64")
 
