@@ -74,14 +74,18 @@ def rounding_estimates(spec: OpSpec, case: Case, samples: int | None = None) -> 
     small by chance (tanh near 1: y32 happens to round well, and 1 - y^2 shows little), so PROBE_SAMPLES - 1 more
     pairs (float64, float32) are taken at points jittered by PROBE_JITTER (relative), far enough for every
     intermediate to round afresh, close enough for the noise's size to stay the same; the largest counts. Scaled by
-    eps(dtype) / eps(float32) it estimates the noise at the plug-in's precision. The floor of the forward is the
+    eps(dtype) / eps(float32) it estimates the noise at the plug-in's precision. Each further realisation also
+    takes a gradient again in float64 at c dy (``_realised_gradients``, per unit eps(float64)): the oracle's own
+    rounding at its own precision, where the float32 probe's says nothing of it (a zero gradient that torch computes
+    as a residue: LayerNorm over one element). The floor of the forward is the
     inputs' own rounding carried through it to first order, sum_i |g_i| |x_i| / sum_j |dy_j| with g = dy^T J
     from the float64 gradients (exactly sum_i |dL/dx_i| |x_i| for a loss): never 0 unless the output is locally
     constant (softmax cross-entropy of one class).
 
     ``samples``: how many realisations to draw (default PROBE_SAMPLES). More realisations only widen a tolerance
     (the largest counts), so the oracles draw one first and all of them only for a comparison that would fail with
-    one: the verdicts are those of PROBE_SAMPLES realisations at the cost of one for a passing case."""
+    one: the verdicts are those of PROBE_SAMPLES realisations (and their float64 gradients at c dy) at the cost of
+    one for a passing case."""
     samples = tolerance.PROBE_SAMPLES if samples is None else samples
     return derived(spec, case, f"rounding estimates {samples}", lambda: _rounding_estimates(spec, case, samples))
 
