@@ -74,14 +74,18 @@ def rounding_estimates(spec: OpSpec, case: Case, samples: int | None = None) -> 
     small by chance (tanh near 1: y32 happens to round well, and 1 - y^2 shows little), so PROBE_SAMPLES - 1 more
     pairs (float64, float32) are taken at points jittered by PROBE_JITTER (relative), far enough for every
     intermediate to round afresh, close enough for the noise's size to stay the same; the largest counts. Scaled by
-    eps(dtype) / eps(float32) it estimates the noise at the plug-in's precision. The floor of the forward is the
+    eps(dtype) / eps(float32) it estimates the noise at the plug-in's precision. Each further realisation also
+    takes a gradient again in float64 at c dy (``_realised_gradients``, per unit eps(float64)): the oracle's own
+    rounding at its own precision, where the float32 probe's says nothing of it (a zero gradient that torch computes
+    as a residue: LayerNorm over one element). The floor of the forward is the
     inputs' own rounding carried through it to first order, sum_i |g_i| |x_i| / sum_j |dy_j| with g = dy^T J
     from the float64 gradients (exactly sum_i |dL/dx_i| |x_i| for a loss): never 0 unless the output is locally
     constant (softmax cross-entropy of one class).
 
     ``samples``: how many realisations to draw (default PROBE_SAMPLES). More realisations only widen a tolerance
     (the largest counts), so the oracles draw one first and all of them only for a comparison that would fail with
-    one: the verdicts are those of PROBE_SAMPLES realisations at the cost of one for a passing case."""
+    one: the verdicts are those of PROBE_SAMPLES realisations (and their float64 gradients at c dy) at the cost of
+    one for a passing case."""
     samples = tolerance.PROBE_SAMPLES if samples is None else samples
     return derived(spec, case, f"rounding estimates {samples}", lambda: _rounding_estimates(spec, case, samples))
 
@@ -126,6 +130,7 @@ def _rounding_estimates(spec: OpSpec, case: Case, samples: int) -> dict[str, obj
                 probes.append((torch_outputs(spec, nearby), torch_outputs(spec, nearby, dtype=torch.float32)))
     except Exception:  # noqa: BLE001 -- an op torch cannot compute in float32: the other terms of policy 1 remain
         pass
+    realised = _realised_gradients(spec, case, g64, samples - 1)
     per_dy = max(float(np.sum(np.abs(case.dy))), tolerance.TINY)
     floor = sum(float(np.sum(np.abs(g64[n] * np.asarray(case.arrays[n], dtype=np.float64))))
                 for n in spec.differentiable) / per_dy
@@ -133,7 +138,44 @@ def _rounding_estimates(spec: OpSpec, case: Case, samples: int) -> dict[str, obj
                                 default=0.0)
     out: dict[str, object] = {"forward": tolerance.Estimate(measured(lambda r: r[0]), floor)}
     for n in spec.differentiable:
-        out[quantity_label(n)] = tolerance.Estimate(measured(lambda r: r[1][n]))
+        again = max((tolerance.realised_noise(r[n]) for r in realised), default=0.0)
+        out[quantity_label(n)] = tolerance.Estimate(max(measured(lambda r: r[1][n]), again))
+    return out
+
+
+def _two_sum(a, b):
+    """Knuth's TwoSum: s = fl(a + b) and the exact remainder e, s + e = a + b (element-wise, float64)."""
+    s = a + b
+    b_virtual = s - a
+    return s, (a - (s - b_virtual)) + (b - b_virtual)
+
+
+def _realised_gradients(spec: OpSpec, case: Case, g64: dict[str, np.ndarray], count: int) -> list[dict]:
+    """Policy 1b at the oracle's own precision: for the first ``count`` factors c = 2^k + 1 (k in PROBE_DY_SHIFTS),
+    the float64 torch gradients realised again at c dy, as differences from the oracle's g64 (quantity name ->
+    g_c - g64). A gradient is exactly linear in dy (dy^T J), so the realisation is the same exact quantity with every
+    product with dy, and every sum after it, rounded afresh; the op's intermediates (normalisers, 1 - y) stay.
+    Error-free around the backward: c dy = fl(c dy) + e exactly (TwoSum of 2^k dy and dy), so
+    g(fl(c dy)) + g(e) = c g(dy) in exact arithmetic, and c g64 = hi + lo exactly; the difference
+    (g(fl(c dy)) - hi) + (g(e) - lo), divided by c, is the backward's own rounding at this point, not the rounding
+    of c dy or of a division (|e| <= eps |c dy|: g(e) carries eps^2 of rounding). Where the exact gradient is 0
+    and torch's value is a residue (LayerNorm over one element: fl((rstd dy) gamma) - fl((dy gamma) rstd)), each
+    realisation is another residue of the same size, or 0, and then the difference is torch's residue itself."""
+    dy = np.asarray(case.dy, dtype=np.float64)
+    out = []
+    for k in tolerance.PROBE_DY_SHIFTS[:max(count, 0)]:
+        c = 2.0**k + 1
+        dy_c, remainder = _two_sum(dy * 2.0**k, dy)
+        try:
+            _, g_c = torch_outputs(spec, Case(case.op, case.config, case.arrays, dy_c, case.seed))
+            _, g_e = torch_outputs(spec, Case(case.op, case.config, case.arrays, remainder, case.seed))
+        except Exception:  # noqa: BLE001 -- torch could not compute it: the other terms of policy 1 remain
+            return out
+        differences = {}
+        for n, g in g64.items():
+            hi, lo = _two_sum(np.asarray(g, dtype=np.float64) * 2.0**k, np.asarray(g, dtype=np.float64))
+            differences[n] = ((g_c[n] - hi) + (g_e[n] - lo)) / c
+        out.append(differences)
     return out
 
 

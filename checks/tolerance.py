@@ -11,7 +11,8 @@ the arithmetic inside the op (sums of K terms), the noise the op really carries 
 evaluations of the torch op: cancellation included), and the inputs' own rounding carried through the op (its
 condition). Every tolerance has a floor from the inputs' scale, so an exact 0 or an exact constant output does not
 collapse it to nothing -- except where the op really is locally constant (softmax cross-entropy of one class), where
-the floor is 0 too, and a gradient off by 2^-54 there is still seen.
+the floor is 0 too, and a gradient off by 2^-54 there is still seen; where such an op's oracle computes its zero
+gradient as a rounding residue (LayerNorm over one element), float64 realisations of that residue size it (1b).
 
 1. Two exact computations of the same quantity (PyTorch autograd, the loop reference, the implementation):
    the only disagreement is rounding. Norm-wise (infinity norm), the largest of
@@ -28,6 +29,22 @@ the floor is 0 too, and a gradient off by 2^-54 there is still seen.
        the op (BatchNorm's dx over two elements, 1 - tanh^2, f (1 - f), softmax's y (dy - sum y dy), p - t, a
        saturated sigmoid deep in a network: toolbox_cnn's db1) and the inputs' own rounding (logits of 800 move by
        ~1e-13 in float64, ~5e-5 in float32). Scaled by eps(dtype) / eps(float32) to the plug-in's precision.
+       For a gradient the further realisations include the oracle's own precision: |g64(c dy) / c - g64(dy)| /
+       eps(float64) for c = 2^k + 1, k in PROBE_DY_SHIFTS (``oracles._realised_gradients``). A gradient is exactly
+       linear in dy (dy^T J), so g(c dy) / c is the same exact quantity with every product with dy, and every sum
+       after it, rounded afresh; c dy and c g64 are split error-free (TwoSum), so the difference is the backward's
+       own rounding, not that of c dy or of a division (which would add ~eps |g|). This is the floor of a
+       gradient whose exact value is 0 but whose oracle value is a rounding residue: LayerNorm over one element
+       (D = 1) is y = beta whatever x is, and torch computes dx = fl((rstd dy) gamma) - fl((dy gamma) rstd), a
+       residue up to ~eps |dy gamma| rstd (2.8e-14 at eps = 1e-5; 0 two times in three). The terms it combines
+       (dy gamma rstd, twice) show nowhere from outside: the map is exactly constant in x, so the op on |inputs|
+       (1a: x - mean = 0) and every derivative of it (1c) are exactly 0, and the float32 probe's own residue is 0
+       two times in three, independently of float64's, and scaled by eps(float64) / eps(float32) it says nothing of
+       float64's (the tolerance was 2e-22). A float64 realisation is another residue of the same size, or 0 and
+       then |0 - g64| is torch's residue itself: the tolerance is ESTIMATE_SAFETY times the residue's size, the
+       real rounding of the oracle (measured over 900 cases of a nonzero residue: max_c |g_c - g64| between
+       |g64| / 3 and 1.9 eps |dy gamma| rstd), and no wider where the gradient is not a residue (a gradient off
+       by 1e-6 fails as before: tests/test_rounding_floor.py).
    1c. the floor: ROUNDING_SAFETY * eps * sum_i |dq/dx_i| |x_i| (the inputs' rounding through the op, first
        order); for the forward from the float64 gradient, sum_i |g_i| |x_i| / sum_j |dy_j| (for a loss exactly
        sum_i |dL/dx_i| |x_i|): a cross-entropy whose exact loss is 0 gets eps, not 7.9e-323.
@@ -131,6 +148,10 @@ PROBE_SAMPLES = 3
 #: (tanh(x) near 1, whose ulp is larger than 1 - tanh^2) round afresh; far below MARGIN / |x|, so that no kink is
 #: reached (and only where the case's kink distance allows)
 PROBE_JITTER = 2.0**-12
+#: the float64 realisations of a gradient at c dy, c = 2^k + 1 for k in these (policy 1b at float64): c = 3, 5 are
+#: not powers of 2, so every product with dy gets another mantissa and rounds afresh, and c dy = 2^k dy + dy splits
+#: error-free (TwoSum)
+PROBE_DY_SHIFTS = (1, 2)
 #: multiplies the finite-difference error estimate (truncation + rounding)
 FD_SAFETY = 10.0
 #: relative resolution claimed by the finite-difference oracle
@@ -205,7 +226,8 @@ class Estimate:
     by eps(dtype) for an absolute noise at the plug-in's precision.
 
     measured: max |q(float32 evaluation) - q(float64)| / eps(float32): the noise the op really carries at this
-              point, the inputs' rounding and the arithmetic's cancellation both included (policy 1b);
+              point, the inputs' rounding and the arithmetic's cancellation both included; for a gradient also
+              max |g(c dy) / c - g(dy)| / eps(float64), float64 realisations of the oracle's own rounding (1b);
     floor:    the inputs' own rounding carried through the op to first order, sum_i |dq/dx_i| |x_i| (policy 1c):
               never 0 unless the quantity is locally constant in its inputs.
     """
@@ -223,12 +245,21 @@ def measured_noise(value64, value32) -> float:
     return float(np.max(diff, initial=0.0)) / eps_of(PROBE_DTYPE)
 
 
+def realised_noise(difference) -> float:
+    """Policy 1b at float64: max |q' - q64| / eps(float64) from the difference q' - q64 between a second float64
+    realisation q' of the same exact quantity (a gradient at c dy, c = 2^k + 1) and the oracle's q64, per unit eps
+    like ``measured_noise`` (non-finite elements left out)."""
+    diff = np.abs(np.asarray(difference, dtype=np.float64))
+    diff = diff[np.isfinite(diff)]
+    return float(np.max(diff, initial=0.0)) / eps_of("float64")
+
+
 def rounding_tolerance(expected: np.ndarray, reduction_length: int, dtype="float64", magnitude=None,
                        estimate: Estimate | None = None) -> float:
     """Policy 1: the bound on |got - expected| for two exact computations (norm-wise, infinity norm), the largest of
 
         ROUNDING_SAFETY * eps * K * max(|E|, |M|)      (1a: worst-case sums, Higham)
-        ESTIMATE_SAFETY * eps * measured               (1b: the noise measured on a float32 evaluation)
+        ESTIMATE_SAFETY * eps * measured               (1b: the noise measured on float32 and float64 realisations)
         ROUNDING_SAFETY * eps * floor                  (1c: the inputs' own rounding carried through the op)
 
     The scale comes from the oracle's side only (expected values, terms' magnitudes, the estimate)."""
