@@ -43,7 +43,9 @@ from .sizes import FAMILIES, config_near, input_elements
 from .torch_backed import as_autograd_function, torch_backed
 
 ERRORS = (1e-2, 1e-4, 1e-6, 1e-8)
-SIZES = (1e2, 1e3, 1e4, 1e5)
+SIZES = (1e2, 1e3, 1e4, 1e5, 1e6)
+#: repeats of one checker on one case stop once they have taken this long (a check at 1e6 takes seconds)
+REPEAT_BUDGET_S = 5.0
 SEED = 20240601
 #: full gradcheck builds two dense n_in x n_out float64 Jacobians; above this many entries it is not run
 FULL_JACOBIAN_CAP = 1.5e8
@@ -192,12 +194,12 @@ def bench_op(spec, family, sizes, repeats, full=True) -> list[Row]:
         n_in = input_elements(spec, config)
         n_out = int(case.dy.size)
         rows.append(measure(spec, case, n_in, n_out, "harness",
-                            lambda impl: harness_flags(spec, impl, case), repeats))
+                            lambda impl: harness_flags(spec, impl, case), repeats, REPEAT_BUDGET_S))
         rows.append(measure(spec, case, n_in, n_out, "gradcheck fast",
-                            lambda impl: gradcheck_flags(spec, impl, case, True), repeats))
+                            lambda impl: gradcheck_flags(spec, impl, case, True), repeats, REPEAT_BUDGET_S))
         if JAX:
             rows.append(measure(spec, case, n_in, n_out, "jax check_grads",
-                                lambda impl: jax_flags(spec, impl, case), repeats))
+                                lambda impl: jax_flags(spec, impl, case), repeats, REPEAT_BUDGET_S))
         if not full or n_in * n_out > FULL_JACOBIAN_CAP or n_in > FULL_INPUT_CAP:
             rows.append(full_estimate(spec, case, n_in, n_out))
         else:
@@ -212,7 +214,7 @@ def bench_op(spec, family, sizes, repeats, full=True) -> list[Row]:
                 row.note = f"planted errors not run (one check takes {row.seconds:.1f} s)"
             rows.append(row)
         for row in rows[-(4 if JAX else 3):]:
-            print(f"  {format_row(row)}", flush=True)
+            print(f"  {format_row(row, _fast_of(rows, row))}", flush=True)
     return rows
 
 
@@ -230,20 +232,33 @@ def _calls(n, row) -> str:
     return ("~" if row.estimated else "") + f"{n}"
 
 
-HEADER = ("| op | input elements | output elements | checker | median time | forward calls | backward calls | "
-          "false alarm | caught 1e-2 | 1e-4 | 1e-6 | 1e-8 | note |")
+HEADER = ("| op | input elements | output elements | checker | median time | time / gradcheck fast | forward calls | "
+          "backward calls | false alarm | caught 1e-2 | 1e-4 | 1e-6 | 1e-8 | smallest caught | note |")
 
 
-def format_row(row: Row) -> str:
+def smallest_caught(row: Row) -> str:
+    """The smallest planted relative error the checker caught ("-" where none was run, "none" where none was)."""
+    caught = [err for err in ERRORS if row.caught.get(err)]
+    if all(row.caught.get(err) is None for err in ERRORS):
+        return "-"
+    return f"{min(caught):g}" if caught else "none"
+
+
+def format_row(row: Row, fast: Row | None = None) -> str:
     caught = " | ".join(_mark(row.caught.get(err)) for err in ERRORS)
-    return (f"| {row.op} | {row.n_in} | {row.n_out} | {row.method} | {_seconds(row)} | "
+    ratio = f"{row.seconds / fast.seconds:.2f}" if fast is not None and fast.seconds else "-"
+    return (f"| {row.op} | {row.n_in} | {row.n_out} | {row.method} | {_seconds(row)} | {ratio} | "
             f"{_calls(row.forward_calls, row)} | {_calls(row.backward_calls, row)} | {_mark(row.false_alarm)} | "
-            f"{caught} | {row.note} |")
+            f"{caught} | {smallest_caught(row)} | {row.note} |")
+
+
+def _fast_of(rows: list[Row], row: Row) -> Row | None:
+    return next((r for r in rows if (r.op, r.n_in, r.method) == (row.op, row.n_in, "gradcheck fast")), None)
 
 
 def table(rows: list[Row]) -> str:
     lines = [HEADER, "|" + "---|" * (HEADER.count("|") - 1)]
-    lines += [format_row(r) for r in rows]
+    lines += [format_row(r, _fast_of(rows, r)) for r in rows]
     return "\n".join(lines)
 
 
@@ -255,6 +270,10 @@ def targets(rows: list[Row]) -> list[str]:
     alarms = [f"{r.op}@{r.n_in}" for r in harness if r.false_alarm]
     out.append(f"1e-6 caught at every size: {'yes' if not misses else 'NO, missed at ' + ', '.join(misses)}")
     out.append(f"zero false alarms: {'yes' if not alarms else 'NO, at ' + ', '.join(alarms)}")
+    slower = [f"{r.op}@{r.n_in} ({r.seconds / f.seconds:.2f})" for r in harness
+              if (f := _fast_of(rows, r)) is not None and r.seconds > f.seconds]
+    out.append("harness time at most 1.0x gradcheck fast_mode: "
+               + ("yes, at every op and size" if not slower else "NO at " + ", ".join(slower)))
     by_key = {(r.op, r.n_in, r.method): r for r in rows}
     for op in dict.fromkeys(r.op for r in rows):
         sizes = sorted({r.n_in for r in rows if r.op == op})

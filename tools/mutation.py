@@ -53,6 +53,7 @@ DEFAULT_MODULES = [
 
 _EXACT = "tests/test_reference_exact.py"
 _VERDICTS = "tests/test_verdicts.py"
+_JOINT = "tests/test_joint_witnesses.py"
 #: module -> the pytest arguments (files, node ids, -k expressions) that should kill its mutants, fastest first
 #: (-x stops at the first failure)
 SELECTIONS: dict[str, list[str]] = {
@@ -66,15 +67,16 @@ SELECTIONS: dict[str, list[str]] = {
     "reference/subsampling.py": [_EXACT],
     "reference/printed.py": ["tests/test_mut_printed.py", "tests/test_errata.py"],
     "checks/compare.py": [_VERDICTS, "tests/test_rounding_resolution.py", "tests/test_precision.py"],
-    "checks/tolerance.py": [_VERDICTS, "tests/test_mut_core.py", "tests/test_rounding.py",
+    "checks/tolerance.py": [_VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_rounding.py",
                             "tests/test_rounding_resolution.py", "tests/test_precision.py", "tests/test_adjoint.py",
-                            "tests/test_rounding_float32.py"],
-    "checks/finite_diff.py": [_VERDICTS, "tests/test_mut_core.py", "tests/test_nondifferentiable.py",
+                            "tests/test_rounding_float32.py", "tests/test_rounding_floor.py"],
+    "checks/finite_diff.py": [_VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_nondifferentiable.py",
                               "tests/test_precision.py", "tests/test_rounding.py", "tests/test_rounding_float32.py"],
-    "checks/adjoint.py": [_VERDICTS, "tests/test_adjoint.py", "tests/test_precision.py",
+    "checks/adjoint.py": [_VERDICTS, _JOINT, "tests/test_adjoint.py", "tests/test_precision.py",
                           "tests/test_rounding_resolution.py"],
-    "checks/oracles.py": [_VERDICTS, "tests/test_mut_core_oracles.py", "tests/test_rounding.py",
-                          "tests/test_references.py", "tests/test_precision.py", "tests/test_rounding_float32.py"],
+    "checks/oracles.py": [_VERDICTS, _JOINT, "tests/test_mut_core_oracles.py", "tests/test_rounding.py",
+                          "tests/test_rounding_floor.py", "tests/test_references.py", "tests/test_precision.py",
+                          "tests/test_rounding_float32.py"],
 }
 
 #: mutants that cannot change behaviour, keyed by (path, mutation, original line) so that they follow the line when
