@@ -113,8 +113,11 @@ EQUIVALENT = {
         "the identity <A u, v> = <u, A^T v> holds for every u: an aligned u is as good a direction as a random one",
     ("checks/adjoint.py", "`44400` -> `44401`", "rng = np.random.default_rng(case.seed ^ 0xAD70)"):
         "another seed draws other, equally valid random directions",
-    ("checks/oracles.py", "`24301` -> `24302`", "rng = np.random.default_rng(case.seed ^ 0x5EED)"):
+    ("checks/finite_diff.py", "`24301` -> `24302`", "rng = np.random.default_rng(seed ^ 0x5EED)"):
         "another seed draws other, equally valid random directions",
+    ("checks/adjoint.py", "`42864` -> `42865`",
+     "joint = _joint(spec, impl, case, evaluation, names, np.random.default_rng(case.seed ^ 0xA770)) if names else {}"):
+        "another seed draws other, equally valid random upstream gradients v for the joint test",
     ("checks/oracles.py", "`3890` -> `3891`", "rng = np.random.default_rng(case.seed ^ 0x0F32)"):
         "another seed draws other, equally valid jittered points for the rounding probe",
     ("checks/oracles.py", "returned value -> `None`", 'return ""'):
