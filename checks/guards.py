@@ -101,58 +101,60 @@ class _Generator:
         return a[0] == b[0] if a[0] is not None else a[1] == b[1]
 
 
-_NUMPY_VIEW: list = [None]  # the _Memory on np.random's global bit generator's struct, made on first use
+# np.random.seed, np.random.rand ... are methods bound, at numpy's import, to one RandomState (mtrand._rand), and
+# random.seed, random.random ... to one random.Random (random._inst): the generators to read are fixed objects.
+
+def _numpy_view() -> _Memory:
+    """np.random's global RandomState: struct mt19937_state {uint32_t key[624]; int pos;} of its bit generator."""
+    bit_generator = np.random.mtrand._rand._bit_generator
+    return _Memory(bit_generator, bit_generator.ctypes.state_address, 624 * 4 + 4)
+
+
+def _python_view() -> _Memory | None:
+    """random's generator: CPython's RandomObject {PyObject_HEAD; int index; uint32_t state[624];} read in place,
+    used only if it agrees with random.getstate() (checked once); None where it does not."""
+    inst = random._inst
+    try:
+        if sys.implementation.name != "cpython" or type(inst).__basicsize__ < object.__basicsize__ + 2500:
+            return None
+        view = _Memory(inst, id(inst) + object.__basicsize__, 4 + 624 * 4)
+        raw = view.bytes()
+        version, words, gauss = random.getstate()
+        if list(np.frombuffer(raw[4:], dtype=np.uint32)) == list(words[:-1]) and \
+                int.from_bytes(raw[:4], sys.byteorder) == words[-1]:
+            return view
+    except Exception:
+        pass
+    return None
+
+
+_VIEWS: dict = {}
+
+
+def _view(name: str, make: Callable[[], _Memory | None]) -> _Memory | None:
+    if name not in _VIEWS:
+        _VIEWS[name] = make()
+    return _VIEWS[name]
 
 
 def _numpy_words() -> bytes:
-    """np.random's global RandomState: struct mt19937_state {uint32_t key[624]; int pos;} of its bit generator."""
-    bit_generator = np.random.mtrand._rand._bit_generator
-    view = _NUMPY_VIEW[0]
-    if view is None or view.owner is not bit_generator:  # made once; again only if the global one was replaced
-        view = _NUMPY_VIEW[0] = _Memory(bit_generator, bit_generator.ctypes.state_address, 624 * 4 + 4)
-    return view.bytes()
-
-
-_PYTHON_VIEW: list = [None]
+    return _view("numpy", _numpy_view).bytes()
 
 
 def _python_words() -> bytes | None:
-    """random's generator: CPython's RandomObject {PyObject_HEAD; int index; uint32_t state[624];} read in place,
-    used only if it agrees with random.getstate() (checked once)."""
-    if _PYTHON_LAYOUT_OK[0] is None:
-        _PYTHON_LAYOUT_OK[0] = _python_layout_agrees()
-    if not _PYTHON_LAYOUT_OK[0]:
+    view = _view("python", _python_view)
+    if view is None:
         return None
-    inst = random._inst
-    view = _PYTHON_VIEW[0]
-    if view is None or view.owner is not inst:
-        view = _PYTHON_VIEW[0] = _Memory(inst, id(inst) + object.__basicsize__, 4 + 624 * 4)
-    return view.bytes() + repr(inst.gauss_next).encode()  # gauss() keeps its second normal in a Python attribute
+    return view.bytes() + repr(random._inst.gauss_next).encode()  # gauss() keeps its second normal in an attribute
 
 
-def _python_quick():
-    """The fingerprint of Python's generator: its words and cached normal (the full state where unreadable)."""
-    if _PYTHON_LAYOUT_OK[0]:
-        inst = random._inst
-        view = _PYTHON_VIEW[0]
-        if view is not None and view.owner is inst:
-            return view.bytes(), inst.gauss_next
-    return _PYTHON_RANDOM.read()[0] or random.getstate()
-
-
-_PYTHON_LAYOUT_OK: list = [None]
-
-
-def _python_layout_agrees() -> bool:
-    try:
-        if sys.implementation.name != "cpython" or type(random._inst).__basicsize__ < object.__basicsize__ + 2500:
-            return False
-        raw = ctypes.string_at(id(random._inst) + object.__basicsize__, 4 + 624 * 4)
-        version, words, gauss = random.getstate()
-        return list(np.frombuffer(raw[4:], dtype=np.uint32)) == list(words[:-1]) and \
-            int.from_bytes(raw[:4], sys.byteorder) == words[-1]
-    except Exception:
-        return False
+def _python_quick() -> Callable[[], Any] | None:
+    """The fingerprint of Python's generator: its words and cached normal (None where they cannot be read)."""
+    view, inst = _view("python", _python_view), random._inst
+    if view is None:
+        return None
+    words = view.bytes
+    return lambda: (words(), inst.gauss_next)
 
 
 _NUMPY_LEGACY = _Generator(lambda: np.random.mtrand._rand.get_state(), np.random.set_state, _numpy_words)
@@ -169,7 +171,7 @@ def _show_words(saved) -> str:
 def _python_random() -> State:
     return State("Python's random generator", _PYTHON_RANDOM.read, _PYTHON_RANDOM.restore, "rng",
                  same=_Generator.same, show=lambda s: f"Mersenne Twister {_digest(repr(s[1]).encode())}",
-                 quick=_python_quick)
+                 quick=_python_quick())
 
 
 def _numpy_error_quick() -> Callable[[], Any] | None:
@@ -186,7 +188,8 @@ def _numpy_states() -> list[State]:
     return [State("numpy error state (np.geterr)", np.geterr, lambda s: np.seterr(**s), "numpy error state",
                   show=lambda s: ", ".join(f"{k}={v}" for k, v in sorted(s.items())), quick=_numpy_error_quick()),
             State("numpy's legacy global generator (np.random.seed / np.random.rand ...)", _NUMPY_LEGACY.read,
-                  _NUMPY_LEGACY.restore, "rng", same=_Generator.same, show=_show_words, quick=_numpy_words)]
+                  _NUMPY_LEGACY.restore, "rng", same=_Generator.same, show=_show_words,
+                  quick=_view("numpy", _numpy_view).bytes)]
 
 
 # ------------------------------------------------------------------ torch's CPU generator, read in place
@@ -244,12 +247,7 @@ def _torch_generator_memory(torch) -> Callable[[], bytes] | None:
     except Exception:
         return None
 
-    def read() -> bytes:
-        nonlocal memory
-        if torch.default_generator is not memory.owner:
-            memory = view(torch.default_generator)
-        return memory.bytes()
-    return read
+    return memory.bytes  # torch's own functions use this object: torch/random.py imported it at torch's import
 
 
 def _torch_states(torch) -> list[State]:
@@ -286,8 +284,9 @@ class _Guarded:
 
     def __init__(self, states: list[State]):
         self.states = states
-        readers = [s.quick or s.read for s in states]
-        self.fingerprint = lambda: [read() for read in readers]
+        # one list display of calls (compiled once): about 2/3 of the time of a comprehension over the readers
+        readers = {f"read{i}": s.quick or s.read for i, s in enumerate(states)}
+        self.fingerprint = eval(f"lambda: [{', '.join(f'{name}()' for name in readers)}]", readers)
         self.known: tuple = tuple((_UNSEEN, None) for _ in states)  # per state: (fingerprint, full state)
         self.last: list | None = None  # the fingerprints ``known`` was last brought up to date with
 
@@ -308,10 +307,12 @@ _STATES: dict[tuple, _Guarded] = {}
 
 
 def _guarded() -> _Guarded:
-    torch, jax = sys.modules.get("torch"), sys.modules.get("jax")
-    jax = jax if hasattr(jax, "config") else None
+    modules = sys.modules
+    torch, jax = modules.get("torch"), modules.get("jax")
+    if jax is not None and not hasattr(jax, "config"):
+        jax = None
     # keyed by the modules' identity: the states close over the module objects they read
-    key = (id(torch) if torch else None, id(jax) if jax else None, torch is not None and torch.cuda.is_initialized())
+    key = (id(torch), id(jax), torch is not None and torch.cuda.is_initialized())
     found = _STATES.get(key)
     if found is None:
         found = _STATES[key] = _Guarded([*_numpy_states(), _python_random(),
