@@ -231,44 +231,14 @@ def check_shape(array: np.ndarray, expected: tuple, what: str, hint: str = "") -
                                   f"{what} has shape {tuple(array.shape)}; {tuple(expected)} was expected{hint}")
 
 
-_ZEROS: dict[int, np.ndarray] = {}
-#: arrays up to this size are checked by one dot product (BLAS stays single-threaded at such sizes)
-_DOT_CHECK_MAX = 4096
-
-
-def _dot_propagates_nonfinite() -> bool:
-    """0 * inf and 0 * NaN are NaN under IEEE 754, so a dot product with zeros is 0 exactly when every element is
-    finite; checked once on this machine's BLAS (one that skipped zero terms would say 0 for a NaN)."""
-    try:
-        with np.errstate(all="ignore"):
-            for n in (1, 3, 8, 33, 200):
-                for bad in (np.nan, np.inf, -np.inf):
-                    for i in {0, n // 2, n - 1}:
-                        a = np.ones(n)
-                        a[i] = bad
-                        if not np.isnan(a.dot(np.zeros(n))) or a[:0].dot(np.zeros(0)) != 0.0:
-                            return False
-        return True
-    except Exception:
-        return False
-
-
-_DOT_CHECK = _dot_propagates_nonfinite()
-
-
 def all_finite(array: np.ndarray) -> bool:
-    """Whether every element of a float64 array is finite: for small ones one dot product with zeros (about 1 us,
-    against np.isfinite(...).all()'s 4 us), else np.isfinite."""
-    n = array.size
-    if _DOT_CHECK and 0 < n <= _DOT_CHECK_MAX and array.dtype == np.float64:
-        zeros = _ZEROS.get(n)
-        if zeros is None:
-            zeros = _ZEROS.setdefault(n, np.zeros(n))
-        try:
-            return bool(array.reshape(-1).dot(zeros) == 0.0)
-        except FloatingPointError:  # a user's np.seterr(all="raise"), say: the exact test below decides
-            pass
-    return bool(np.isfinite(array).all())
+    """Whether every element is finite: np.count_nonzero over np.isfinite (about 1.5 us on small arrays, against
+    2.6 us for np.isfinite(...).all(); arithmetic shortcuts such as a dot product with zeros would raise numpy's
+    floating-point warnings on an inf)."""
+    return _count_nonzero(_isfinite(array)) == array.size
+
+
+_count_nonzero, _isfinite = np.count_nonzero, np.isfinite
 
 
 def check_finite(array: np.ndarray, what: str, hint: str = "") -> None:
@@ -366,23 +336,36 @@ def _run(spec: OpSpec, impl: Implementation, case: Case, hint: str, hyper: Mappi
     y_raw = call_user(impl.forward, ordered_arrays(spec, arrays), hyper, "forward")
     y, y_precision = to_float64(y_raw, "the forward output y")
     check_shape(y, y_shape, "the forward output y", hint)
-    check_finite(y, "the forward output y", hint)
+    if not all_finite(y):
+        check_finite(y, "the forward output y", hint)
     raw = call_user(impl.backward, [dy, *ordered_arrays(spec, arrays)], hyper, "backward")
     grads, precisions, shapes = {}, [y_precision], []
     for name, g in gradient_tuple(spec, raw).items():
-        what = f"the gradient {quantity_label(name)}"
-        grads[name], p = to_float64(g, what)
+        grads[name], p = to_float64(g, _GradientLabel(name))
         precisions.append(p)
         if tuple(grads[name].shape) != tuple(case.arrays[name].shape):  # every wrong gradient, not the first only
-            shapes.append(f"{what} has shape {tuple(grads[name].shape)}; {tuple(case.arrays[name].shape)} was "
-                          f"expected (the shape of {name})")
+            shapes.append(f"the gradient {quantity_label(name)} has shape {tuple(grads[name].shape)}; "
+                          f"{tuple(case.arrays[name].shape)} was expected (the shape of {name})")
     if shapes:
         raise ImplementationError("wrong gradient shape" + ("s" if len(shapes) > 1 else ""), "\n".join(shapes) + hint)
     for name in grads:
-        check_finite(grads[name], f"the gradient {quantity_label(name)}", hint)
+        if not all_finite(grads[name]):
+            check_finite(grads[name], f"the gradient {quantity_label(name)}", hint)
     unchanged_all([*((name, case.arrays[name], arrays[name]) for name in spec.arg_names),
                    ("dy (the upstream gradient)", case.dy, dy, "backward")], "forward or backward")
     return y, grads, precisions
+
+
+class _GradientLabel:
+    """"the gradient dE/dw", formatted only when a message needs it (to_float64 names it only in an error)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"the gradient {quantity_label(self.name)}"
 
 
 def evaluate(spec: OpSpec, impl: Implementation, case: Case) -> Evaluation:
