@@ -306,9 +306,23 @@ _UNSEEN = object()
 _STATES: dict[tuple, _Guarded] = {}
 
 
+_LAST: list = [None, None, None]  # torch and jax as last seen (CUDA not initialised), and their _Guarded
+
+
 def _guarded() -> _Guarded:
     modules = sys.modules
     torch, jax = modules.get("torch"), modules.get("jax")
+    last = _LAST
+    if last[2] is not None and torch is last[0] and jax is last[1] and (torch is None or
+                                                                        not torch.cuda.is_initialized()):
+        return last[2]
+    found = _guarded_for(torch, jax)
+    if (torch is None or not torch.cuda.is_initialized()) and (jax is None or hasattr(jax, "config")):
+        last[:] = [torch, jax, found]  # not a jax still being imported (no config yet): looked at again next time
+    return found
+
+
+def _guarded_for(torch, jax) -> _Guarded:
     if jax is not None and not hasattr(jax, "config"):
         jax = None
     # keyed by the modules' identity: the states close over the module objects they read
