@@ -255,9 +255,6 @@ def check_finite(array: np.ndarray, what: str, hint: str = "") -> None:
 
 def _mutation(name: str, before: Any, after: Any, role: str) -> str:
     """'' if an argument holds the same values after the call as before, else a sentence saying how many changed."""
-    if type(before) is np.ndarray and type(after) is np.ndarray and before.dtype == after.dtype \
-            and before.shape == after.shape and before.tobytes() == after.tobytes():
-        return ""  # the same bytes: the same values (NaN included); other cases are compared by value below
     a, b = ((before, after) if isinstance(before, np.ndarray) and isinstance(after, np.ndarray)
             else (to_float64(before, name)[0], to_float64(after, name)[0]))
     if a.shape == b.shape and np.array_equal(a, b, equal_nan=True):
