@@ -30,10 +30,12 @@ test-thorough: setup
 	CNN_GRADCHECK_PROFILE=thorough $(PY) -m pytest -n auto $(PYTEST_ARGS)
 
 # Not part of `make test`: the harness's check against torch.autograd.gradcheck (docs/benchmark.md); about a minute.
+# benchmarks.overhead: the harness's fixed overhead per case at 1e2 elements (issue 16's 0.3 ms); about a minute.
 bench: setup
 	$(PY) -m benchmarks.bench_gradcheck
 	$(PY) -m cnn_gradcheck.throughput
 	$(PY) -m benchmarks.plugin_startup
+	$(PY) -m benchmarks.overhead
 
 # Not part of `make test`: the thorough profile over every op (its reference through every oracle) under several
 # seeds, counting false alarms; 100,000 examples take about half an hour of CPU. `make soak SOAK_EXAMPLES=50`: seconds.
