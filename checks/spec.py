@@ -86,11 +86,6 @@ class Case:
     def __repr__(self) -> str:  # what Hypothesis prints as the falsifying example: the configuration, not the arrays
         return f"Case({self.describe()})"
 
-    def _repr_pretty_(self, printer, cycle) -> None:
-        """Hypothesis's pretty-printer prints a dataclass field by field (every array) before it looks at __repr__,
-        and it prints each explicit example as it runs it: the configuration alone, as __repr__ says."""
-        printer.text(repr(self))
-
 
 @dataclass(frozen=True)
 class OpSpec:
