@@ -233,8 +233,10 @@ def _minimal_case(spec: OpSpec, fixed: Mapping[str, Any]) -> Case:
     from hypothesis import find
     key = (spec.name, repr(sorted(fixed.items())))
     if key not in _MINIMAL:
+        # no "explain" phase: it re-runs the strategy thousands of times to annotate an example find() never shows
         _MINIMAL[key] = find(spec.cases(**fixed), lambda case: True,
-                             settings=hyp_settings(database=None, max_examples=10, derandomize=True, deadline=None))
+                             settings=hyp_settings(database=None, max_examples=10, derandomize=True, deadline=None,
+                                                   phases=[p for p in Phase if p != Phase.explain]))
     return _MINIMAL[key]
 
 

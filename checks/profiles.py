@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 PREFIX = "cnn-gradcheck-"
 SHORT_NAMES = ("default", "ci", "thorough")
@@ -61,7 +61,7 @@ def _user_loaded_own_profile() -> bool:
 
 def check_settings(given: settings | None = None) -> settings:
     """The settings a check runs under (see the module docstring), always without a deadline: plug-ins and the
-    loop references are slow, and a slow call is not a wrong gradient."""
+    loop references are slow, and a slow call is not a wrong gradient; and without Hypothesis's explain phase."""
     if given is not None:
         base = given
     elif _user_loaded_own_profile():
@@ -70,7 +70,9 @@ def check_settings(given: settings | None = None) -> settings:
         base = settings.default  # this repository's suite loaded a harness profile: the same one
     else:
         base = get()
-    return settings(base, deadline=None)
+    # no "explain" phase: after shrinking it re-runs the check many times only to annotate Hypothesis's falsifying
+    # example, which a harness report never shows (property.minimal_failure leaves it out too)
+    return settings(base, deadline=None, phases=[p for p in base.phases if p != Phase.explain])
 
 
 def describe(s: settings) -> str:

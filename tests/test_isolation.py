@@ -2,8 +2,6 @@
 configuration and the check goes on; a call that hangs is stopped at the time limit, in a worker or in-process."""
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -16,6 +14,8 @@ from cnn_gradcheck import isolation, plugins as P
 from cnn_gradcheck.plugins import PluginCheckFailure, check_plugin
 
 import plugin_fixtures as fx
+
+pytest_plugins = ["pytester"]  # the command-line tests, run in-process
 
 QUICK = settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.generate], derandomize=True,
                  database=None)
@@ -134,29 +134,28 @@ SLEEPY = P.plugin(_sleeps, fx.conv_backward, name="sleepy conv")  # in-process: 
 
 
 @needs_fork
-def test_command_line_crash_and_hang_are_failures_and_the_run_goes_on():
-    """pytest --plugin ... --plugin-time-limit 10: a segfaulting and a hanging plug-in each fail with their report;
-    the good plug-in after them is still checked and passes."""
-    tests = os.path.dirname(os.path.abspath(__file__))
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-p", "no:faulthandler",
-         "--plugin", "conv2d=test_isolation:SEGFAULTING", "--plugin", "conv2d=test_isolation:SLEEPY",
-         "--plugin", "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-max-examples", "4",
-         "--plugin-time-limit", "10"],
-        cwd=tests, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "CNN_GRADCHECK_PROFILE": "ci"})
-    out = run.stdout
-    assert run.returncode == 1, out + run.stderr
+def test_command_line_crash_and_hang_are_failures_and_the_run_goes_on(pytester, ci_profile):
+    """pytest --plugin ... --plugin-time-limit 5: a segfaulting and a hanging plug-in each fail with their report;
+    the good plug-in after them is still checked and passes. In-process (pytester), under the ci profile as
+    `CNN_GRADCHECK_PROFILE=ci pytest --plugin ...` runs: the crash ends the forked worker, never this process, and
+    the hang is stopped by SIGALRM here as in a fresh pytest process."""
+    run = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "-p", "no:faulthandler",
+        "--plugin", "conv2d=test_isolation:SEGFAULTING", "--plugin", "conv2d=test_isolation:SLEEPY",
+        "--plugin", "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-max-examples", "4",
+        "--plugin-time-limit", "5")
+    out = run.stdout.str()
+    assert run.ret == 1, out + run.stderr.str()
     assert "2 failed, 1 passed" in out
     assert "conv2d: the implementation crashed the process (SIGSEGV) in crashing conv" in out
-    assert "conv2d: the implementation did not return within 10 s in sleepy conv" in out
+    assert "conv2d: the implementation did not return within 5 s in sleepy conv" in out
     assert "cnn-gradcheck replay conv2d test_isolation:SEGFAULTING --config '{" in out and '"W": 2' in out
     assert "Traceback" not in out
 
 
-def test_a_bad_time_limit_is_a_usage_error():
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "--plugin",
-                          "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-time-limit", "0"],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 4, run.stdout + run.stderr  # pytest's usage-error exit code
-    assert "--plugin-time-limit must be a positive number of seconds, not 0.0" in run.stderr
+def test_a_bad_time_limit_is_a_usage_error(pytester):
+    run = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--plugin",
+                                       "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-time-limit", "0")
+    out, err = run.stdout.str(), run.stderr.str()
+    assert run.ret == 4, out + err  # pytest's usage-error exit code
+    assert "--plugin-time-limit must be a positive number of seconds, not 0.0" in err

@@ -1,12 +1,15 @@
 """The harness installed as a stranger installs it: a non-editable ``pip install`` of this repository into the venv of a
 separate project that has its own ``checks`` and ``reference`` packages, its own Hypothesis profile and unrelated tests.
 
-One venv is built per test session (about 20 s): pip builds the wheel from this checkout; numpy, torch, Hypothesis
-and pytest come from the running environment (a .pth line), so nothing large is installed twice.
+One venv is built per test run (a few seconds), shared by this file's tests and, under pytest-xdist, by every worker
+(a lock in the run's temporary folder): pip builds the wheel from this checkout (with the running environment's
+setuptools where it can, else in pip's isolated build environment); numpy, torch, Hypothesis and pytest come from the
+running environment (a .pth line), so nothing large is installed twice.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -14,6 +17,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: each worker builds its own
+    fcntl = None
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +87,24 @@ USER_FILES = {
 
 @pytest.fixture(scope="module")
 def user_project(tmp_path_factory):
-    project = tmp_path_factory.mktemp("user_project")
+    """The user project with the harness installed (non-editable), built once per run: xdist workers share it."""
+    root = tmp_path_factory.getbasetemp()
+    if fcntl is not None and os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder all workers' temporary folders are in
+    project = root / "user_project"
+    with open(root / "user_project.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one worker builds (pip builds in this checkout's build/), the rest wait
+        if not (project / ".built").exists():
+            _build_user_project(project)
+    py = project / ".venv" / "bin" / "python"
+    purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    return project, py, Path(purelib)
+
+
+def _build_user_project(project: Path) -> None:
+    shutil.rmtree(project, ignore_errors=True)  # what a failed build left
     for name, text in USER_FILES.items():
         path = project / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,12 +114,18 @@ def user_project(tmp_path_factory):
     py = venv / "bin" / "python"
     purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()
-    # the dependencies (and pip) from the environment running this suite, after the venv's own site-packages
-    Path(purelib, "_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    install = subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-                              "--no-cache-dir", str(ROOT)], capture_output=True, text=True)
+    # the dependencies (and pip) from the environment running this suite, after the venv's own site-packages: its
+    # site-packages folders in the order it reads them (a venv whose packages come from another environment through
+    # a .pth file lists that environment's too; .pth files are not read in folders that a .pth line names)
+    deps = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p)]
+    Path(purelib, "_deps.pth").write_text("\n".join(dict.fromkeys([*site.getsitepackages(), *deps])) + "\n")
+    command = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--no-cache-dir"]
+    # the running environment's setuptools and wheel build it where they can (seconds); else pip's isolated build
+    install = subprocess.run(command + ["--no-build-isolation", str(ROOT)], capture_output=True, text=True)
+    if install.returncode != 0:
+        install = subprocess.run(command + [str(ROOT)], capture_output=True, text=True)
     assert install.returncode == 0, install.stdout + install.stderr
-    return project, py, Path(purelib)
+    (project / ".built").touch()
 
 
 def _env():

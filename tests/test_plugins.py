@@ -2,8 +2,6 @@
 reported; inputs arrive in every memory layout (channels_last for torch); lower precision gets a note, not a
 rejection; the command-line option and a user's own test file work."""
 import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -17,6 +15,8 @@ from cnn_gradcheck.plugins import PluginCheckFailure, check_plugin
 from cnn_gradcheck.registry import all_specs
 
 import plugin_fixtures as fx  # tests/ is on sys.path (pytest rootdir-relative import)
+
+pytest_plugins = ["pytester"]  # the command-line option, run in-process
 
 #: the same few cases under every Hypothesis profile (an explicit settings object inherits the profile's randomness)
 FEW = settings(max_examples=5, deadline=None, derandomize=True, database=None)
@@ -275,15 +275,15 @@ def test_a_users_test_file(monkeypatch):
         profiles.load()
 
 
-def test_command_line_option():
-    """`pytest --plugin OP=MODULE:ATTR` needs no test file; the buggy example's report is shrunk and traceback-free."""
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider",
-         "--plugin", "conv2d=cnn_gradcheck.examples.buggy_conv:PLUGIN", "--plugin", "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN",
-         "--plugin-max-examples", "8"],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "CNN_GRADCHECK_PROFILE": "ci"})
-    out = run.stdout
-    assert run.returncode == 1, out + run.stderr
+def test_command_line_option(pytester, ci_profile):
+    """`pytest --plugin OP=MODULE:ATTR` needs no test file; the buggy example's report is shrunk and traceback-free.
+    Run in-process (pytester), under the ci profile as `CNN_GRADCHECK_PROFILE=ci pytest --plugin ...` runs; a real
+    subprocess and the installed entry point are tests/test_packaging.py's."""
+    run = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--plugin", "conv2d=cnn_gradcheck.examples.buggy_conv:PLUGIN",
+        "--plugin", "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-max-examples", "8")
+    out = run.stdout.str()
+    assert run.ret == 1, out + run.stderr.str()
     assert "1 passed" in out and "1 failed" in out
     assert "conv2d: dw wrong in buggy conv (examples/buggy_conv.py)" in out
     assert "configuration: conv2d(N=1, C_in=1, C_out=1, H=1, W=3, kh=1" in out
@@ -311,14 +311,14 @@ def _fenced_block_after(path: str, heading: str) -> list[str]:
     return lines[opening + 1:closing]
 
 
-def test_command_line_option_errors_are_usage_errors():
+def test_command_line_option_errors_are_usage_errors(pytester):
     """A bad --plugin-max-examples stops pytest with a message naming the option (no traceback)."""
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "--plugin",
-                          "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-max-examples", "-1"],
-                         cwd=ROOT, capture_output=True, text=True)
-    assert run.returncode == 4, run.stdout + run.stderr  # pytest's usage-error exit code
-    assert "--plugin-max-examples must be a positive number of generated cases, not -1" in run.stderr
-    assert "Traceback" not in run.stdout + run.stderr
+    run = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--plugin",
+                                       "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-max-examples", "-1")
+    out, err = run.stdout.str(), run.stderr.str()
+    assert run.ret == 4, out + err  # pytest's usage-error exit code
+    assert "--plugin-max-examples must be a positive number of generated cases, not -1" in err
+    assert "Traceback" not in out + err
 
 
 def test_not_applicable_oracles_are_listed_with_their_note_not_counted_as_seen():

@@ -12,6 +12,8 @@ from cnn_gradcheck.plugins import PluginCheckFailure, check_plugin, plugin
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.runner import GradientCheckFailure, check_case, case_size, other_kinds_lines, smallest_verdict
 
+pytest_plugins = ["pytester"]  # the --shrink-budget option, run in-process
+
 CONV = get_spec("conv2d")
 REF = CONV.reference
 PLAIN = dict(sh=1, sw=1, ph=0, pw=0, dilh=1, dilw=1)
@@ -280,18 +282,15 @@ def test_shrink_budget_must_be_positive():
         check_plugin("conv2d", plugin(REF.forward, REF.backward), shrink_budget=0)
 
 
-def test_the_shrink_budget_option_of_the_pytest_plugin():
-    """`pytest --plugin ... --shrink-budget S` reaches check_plugin; a budget too small to shrink says so."""
-    import os
-    import subprocess
-    import sys
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    command = [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider",
-               "--plugin", "conv2d=cnn_gradcheck.examples.buggy_conv:PLUGIN", "--plugin-max-examples", "8"]
-    env = {**os.environ, "CNN_GRADCHECK_PROFILE": "ci"}
-    run = subprocess.run(command + ["--shrink-budget", "0.001"], cwd=root, capture_output=True, text=True, env=env)
-    assert run.returncode == 1, run.stdout + run.stderr
-    assert "conv2d: dw wrong in buggy conv" in run.stdout
-    assert "not fully shrunk (shrink budget 0.001 s spent)" in run.stdout
-    bad = subprocess.run(command + ["--shrink-budget", "0"], cwd=root, capture_output=True, text=True, env=env)
-    assert bad.returncode == 4 and "--shrink-budget must be a positive number of seconds" in bad.stderr
+def test_the_shrink_budget_option_of_the_pytest_plugin(pytester, ci_profile):
+    """`pytest --plugin ... --shrink-budget S` reaches check_plugin; a budget too small to shrink says so. In-process
+    (pytester), under the ci profile as `CNN_GRADCHECK_PROFILE=ci pytest --plugin ...` runs."""
+    command = ["-p", "no:cacheprovider", "--plugin", "conv2d=cnn_gradcheck.examples.buggy_conv:PLUGIN",
+               "--plugin-max-examples", "8"]
+    run = pytester.runpytest_inprocess(*command, "--shrink-budget", "0.001")
+    out = run.stdout.str()
+    assert run.ret == 1, out + run.stderr.str()
+    assert "conv2d: dw wrong in buggy conv" in out
+    assert "not fully shrunk (shrink budget 0.001 s spent)" in out
+    bad = pytester.runpytest_inprocess(*command, "--shrink-budget", "0")
+    assert bad.ret == 4 and "--shrink-budget must be a positive number of seconds" in bad.stderr.str()
