@@ -48,10 +48,15 @@ DEFAULT_MODULES = [
     "reference/activations.py", "reference/conv2d.py", "reference/conv_matrix.py", "reference/dense.py",
     "reference/losses.py", "reference/network.py", "reference/pooling.py", "reference/subsampling.py",
     "reference/printed.py",
+    "reference/batchnorm.py", "reference/conv_nd.py", "reference/conv_padding_modes.py",
+    "reference/conv_transpose.py", "reference/dropout.py", "reference/grouped_conv.py", "reference/layernorm.py",
+    "reference/logit_losses.py", "reference/pooling_modes.py", "reference/relu_variants.py",
+    "reference/upsampling.py",
     "checks/compare.py", "checks/tolerance.py", "checks/finite_diff.py", "checks/adjoint.py", "checks/oracles.py",
 ]
 
 _EXACT = "tests/test_reference_exact.py"
+_LAYERS = "tests/test_reference_exact_layers.py"
 _VERDICTS = "tests/test_verdicts.py"
 #: module -> the pytest arguments (files, node ids, -k expressions) that should kill its mutants, fastest first
 #: (-x stops at the first failure)
@@ -65,6 +70,17 @@ SELECTIONS: dict[str, list[str]] = {
     "reference/pooling.py": [_EXACT, "tests/test_nondifferentiable.py"],
     "reference/subsampling.py": [_EXACT],
     "reference/printed.py": ["tests/test_mut_printed.py", "tests/test_errata.py"],
+    "reference/batchnorm.py": [_LAYERS],
+    "reference/conv_nd.py": [_LAYERS],
+    "reference/conv_padding_modes.py": [_LAYERS],
+    "reference/conv_transpose.py": [_LAYERS],
+    "reference/dropout.py": [_LAYERS],
+    "reference/grouped_conv.py": [_LAYERS],
+    "reference/layernorm.py": [_LAYERS],
+    "reference/logit_losses.py": [_LAYERS],
+    "reference/pooling_modes.py": [_LAYERS],
+    "reference/relu_variants.py": [_LAYERS],
+    "reference/upsampling.py": [_LAYERS],
     "checks/compare.py": [_VERDICTS, "tests/test_rounding_resolution.py", "tests/test_precision.py"],
     "checks/tolerance.py": [_VERDICTS, "tests/test_mut_core.py", "tests/test_rounding.py",
                             "tests/test_rounding_resolution.py", "tests/test_precision.py", "tests/test_adjoint.py",
