@@ -56,6 +56,7 @@ TRANSPOSE = [
     C(N=1, C_in=3, C_out=2, H=2, W=3, kh=2, kw=3, sh=1, sw=3, ph=0, pw=2, oh=1, ow=2, dilh=2, dilw=1),  # O >= S
     C(N=2, C_in=1, C_out=1, H=2, W=2, kh=1, kw=2, sh=3, sw=2, ph=0, pw=1, oh=2, ow=0, dilh=1, dilw=1),
     C(N=1, C_in=2, C_out=2, H=3, W=2, kh=2, kw=2, sh=1, sw=1, ph=0, pw=0, oh=0, ow=0, dilh=1, dilw=1),
+    C(N=1, C_in=2, C_out=1, H=2, W=3, kh=2, kw=3, sh=2, sw=1, ph=1, pw=1, oh=0, ow=1, dilh=1, dilw=2),  # O >= S in w
 ]
 GROUPED = [
     C(N=2, groups=2, C_in=4, C_out=6, H=5, W=6, kh=2, kw=3, sh=2, sw=1, ph=1, pw=0, dilh=1, dilw=2),
@@ -267,6 +268,9 @@ def test_conv_default_hyperparameters_are_torchs():
     for got, expected in zip(cpm.conv2d_padded_backward(dyp, xp, w, b[:2], padding=1),
                              cpm.conv2d_padded_backward(dyp, xp, w, b[:2], 1, 1, 1, "reflect")):
         np.testing.assert_array_equal(got, expected)
+    for got, expected in zip(cpm.conv2d_padded_backward(dy2, xp, w, b[:2]),
+                             cpm.conv2d_padded_backward(dy2, xp, w, b[:2], 1, 0, 1, "reflect")):
+        np.testing.assert_array_equal(got, expected)
     xt = rng.standard_normal((1, 2, 3, 3))
     dyt = rng.standard_normal((1, 2, 4, 4))
     for fwd, bwd in IMPLEMENTATIONS["conv_transpose2d"]:
@@ -338,8 +342,10 @@ def test_average_pooling_divisors_by_hand():
     dy = np.array([[[[3.0, 3.0, 3.0, 2.0]]]])
     np.testing.assert_array_equal(pm.avgpool2d_backward(dy, x, *args, ceil_mode=True)[0][0, 0],
                                   [[1, 1 + 1, 1, 1 + 1, 1, 1 + 1]])
-    np.testing.assert_array_equal(pm.avgpool2d_backward(dy, x, (1, 2), (1, 2))[0],
-                                  pm.avgpool2d_backward(dy, x, (1, 2), (1, 2), 0, False, True)[0])
+    np.testing.assert_array_equal(pm.avgpool2d_backward(dy, x, *args)[0],
+                                  pm.avgpool2d_backward(dy, x, *args, False, True)[0])
+    np.testing.assert_array_equal(pm.avgpool2d_backward(dy[..., :3], x, (1, 2), (1, 2))[0],
+                                  [[[[1.5, 1.5, 1.5, 1.5, 1.5, 1.5]]]])
     xg = np.arange(6.0).reshape(1, 1, 2, 3)
     np.testing.assert_array_equal(pm.global_avgpool2d_forward(xg), [[[[2.5]]]])
     np.testing.assert_array_equal(pm.global_avgpool2d_backward(np.array([[[[12.0]]]]), xg)[0], np.full((1, 1, 2, 3), 2.0))

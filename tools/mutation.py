@@ -116,6 +116,11 @@ EQUIVALENT = {
         "the first cell is taken whatever best starts at (`where is None`), so the initial best is never compared",
     ("reference/printed.py", "unary `-` removed", "f = 1.0 / (1.0 + np.exp(-x))"):
         "f (1 - f) is even in x: sigmoid(-x) = 1 - sigmoid(x)",
+    ("reference/relu_variants.py", "`>` -> `>=`", "return _elementwise(lambda v: v if v > 0 else slope * v, x)"):
+        "at v = 0 both give 0 (v is 0 or -0.0, slope * v is +-0.0, all equal to 0.0)",
+    ("reference/relu_variants.py", "`>` -> `>=`",
+     "return _elementwise(lambda v: v if v > 0 else alpha * math.expm1(v), x)"):
+        "at v = 0 both give 0 (expm1(0) = 0, and -0.0 equals 0.0)",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * random_sign"):
         "dividing by a sign of +-1 is multiplying by it",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
