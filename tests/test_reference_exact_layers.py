@@ -319,7 +319,11 @@ def test_pooled_sizes_in_floor_and_ceil_mode():
 def test_windows_must_read_a_real_cell():
     assert pm.windows_read_input(1, 2, 1, 1, 2) is False      # padded rows 0 and 2 around the single real row 1
     assert pm.windows_read_input(2, 2, 1, 1, 2) is True
-    assert pm.windows_read_input(1, 2, 1, 1, 1) is True
+    assert pm.windows_read_input(1, 2, 1, 1) is True            # dilation 1 by default: padded rows 0 and 1
+    assert pm.windows_read_input(1, 1, 1) is True               # no padding by default
+    # floor mode by default; ceil mode adds a window that starts in a wide left padding and skips the input
+    assert pm.windows_read_input(2, 3, 2, 3, 3) is True
+    assert pm.windows_read_input(2, 3, 2, 3, 3, ceil_mode=True) is False
     assert pm.windows_read_input(3, 1, 2, 0, 1, ceil_mode=True) is True
     assert pm.windows_read_input(2, 2, 3, 1, 2, ceil_mode=False) is True
     assert pm.windows_read_input(2, 2, 2, 1, 3) is False      # one window, padded rows 0 and 3; real rows 1, 2
@@ -327,6 +331,8 @@ def test_windows_must_read_a_real_cell():
         pm.maxpool2d_ceil_forward(np.ones((1, 1, 1, 3)), (2, 1), 1, (1, 0), (2, 1))
     with pytest.raises(ValueError, match="reads no real cell"):
         pm.maxpool2d_ceil_backward(np.ones((1, 1, 2, 3)), np.ones((1, 1, 3, 1)), (1, 2), 1, (0, 1), (1, 2))
+    with pytest.raises(ValueError, match="reads no real cell"):   # only ceil mode's extra window skips the input
+        pm.maxpool2d_ceil_forward(np.ones((1, 1, 2, 1)), (3, 1), (2, 1), (3, 0), (3, 1))
 
 
 def test_average_pooling_divisors_by_hand():
@@ -348,7 +354,8 @@ def test_average_pooling_divisors_by_hand():
                                   [[[[1.5, 1.5, 1.5, 1.5, 1.5, 1.5]]]])
     xg = np.arange(6.0).reshape(1, 1, 2, 3)
     np.testing.assert_array_equal(pm.global_avgpool2d_forward(xg), [[[[2.5]]]])
-    np.testing.assert_array_equal(pm.global_avgpool2d_backward(np.array([[[[12.0]]]]), xg)[0], np.full((1, 1, 2, 3), 2.0))
+    np.testing.assert_array_equal(pm.global_avgpool2d_backward(np.array([[[[12.0]]]]), xg)[0],
+                                  np.full((1, 1, 2, 3), 2.0))
 
 
 def test_max_pooling_in_ceil_mode_by_hand_and_its_defaults():
