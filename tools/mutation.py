@@ -121,6 +121,12 @@ EQUIVALENT = {
     ("reference/relu_variants.py", "`>` -> `>=`",
      "return _elementwise(lambda v: v if v > 0 else alpha * math.expm1(v), x)"):
         "at v = 0 both give 0 (expm1(0) = 0, and -0.0 equals 0.0)",
+    ("reference/conv_padding_modes.py", "`<` -> `<=`",
+     "return -r if r < 0 else (2 * (n - 1) - r if r >= n else r)"):
+        "reflect's source row at r = 0: -r and r are both 0",
+    ("reference/conv_padding_modes.py", "`0` -> `1`",
+     "return -r if r < 0 else (2 * (n - 1) - r if r >= n else r)"):
+        "r < 1 adds only r = 0 to the mirrored branch, where -r = r = 0",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * random_sign"):
         "dividing by a sign of +-1 is multiplying by it",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
