@@ -127,6 +127,11 @@ EQUIVALENT = {
     ("reference/conv_padding_modes.py", "`0` -> `1`",
      "return -r if r < 0 else (2 * (n - 1) - r if r >= n else r)"):
         "r < 1 adds only r = 0 to the mirrored branch, where -r = r = 0",
+    ("reference/upsampling.py", "`-` -> `+`", "u0 = min(int(math.floor(r)), size - 1)"):
+        "r <= size - 1/2 - 1/(2 scale) < size for every output row i < size * scale, so floor(r) <= size - 1 and a "
+        "larger bound (size + 1) clamps nothing either",
+    ("reference/upsampling.py", "`1` -> `0`", "u0 = min(int(math.floor(r)), size - 1)"):
+        "the bound size instead of size - 1: floor(r) <= size - 1 already (as above), so nothing is clamped",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * random_sign"):
         "dividing by a sign of +-1 is multiplying by it",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
