@@ -132,6 +132,23 @@ EQUIVALENT = {
         "larger bound (size + 1) clamps nothing either",
     ("reference/upsampling.py", "`1` -> `0`", "u0 = min(int(math.floor(r)), size - 1)"):
         "the bound size instead of size - 1: floor(r) <= size - 1 already (as above), so nothing is clamped",
+    ("reference/conv_nd.py", "`-` -> `+`", "rank = x.ndim - 2"):
+        "a scalar hyperparameter becomes a longer tuple; every use zips it with the spatial axes, which cuts it to "
+        "their number (x.ndim - 3 makes it shorter and is killed)",
+    ("reference/conv_nd.py", "`2` -> `3`",
+     "xp = np.zeros(x.shape[:2] + tuple(n + 2 * p for n, p in zip(x.shape[2:], P)))"):
+        "the 2 of n + 2 * p (the slice bounds of this line are killed): p more zeros at the end of xp, beyond the "
+        "last cell a window reads, (Y - 1) S + (K - 1) D <= n + 2 P - 1; x is still placed at p and dx cropped there",
+    ("reference/conv_nd.py", "`1` -> `0`",
+     "return correlate2d_forward(x[:, :, None, :], w[:, :, None, :], b, (1, s), (0, p), (1, d))[:, :, 0, :]"):
+        "the height dilation 1 -> 0 on the one-row image (the height stride 1 -> 0 divides by zero and is killed): "
+        "the kernel has one row, s = 0, so s D = 0 either way",
+    ("reference/conv_nd.py", "`1` -> `0`",
+     "dx, dw, db = correlate2d_backward(dy[:, :, None, :], x[:, :, None, :], w[:, :, None, :], b, (1, s), (0, p),"):
+        "the height stride 1 -> 0 in the backward on the one-row image: it has one output row, i = 0, so i S = 0 "
+        "either way",
+    ("reference/conv_nd.py", "`1` -> `0`", "(1, d))"):
+        "the height dilation 1 -> 0 in the backward on the one-row image: one kernel row, s = 0, so s D = 0",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * random_sign"):
         "dividing by a sign of +-1 is multiplying by it",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
