@@ -149,6 +149,13 @@ EQUIVALENT = {
         "either way",
     ("reference/conv_nd.py", "`1` -> `0`", "(1, d))"):
         "the height dilation 1 -> 0 in the backward on the one-row image: one kernel row, s = 0, so s D = 0",
+    ("reference/conv_transpose.py", "`0` -> `1`",
+     "def conv_transpose2d_backward(dy, x, w, b, stride=1, padding=0, output_padding=0, dilation=1):"):
+        "the default output_padding (the padding default of the same line is killed): the backward takes the "
+        "output's size from dy and never reads output_padding",
+    ("reference/conv_transpose.py", "`0` -> `1`",
+     "def conv_transpose2d_via_conv_backward(dy, x, w, b, stride=1, padding=0, output_padding=0, dilation=1):"):
+        "the default output_padding, never read by this backward either (dy carries the output's size)",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * random_sign"):
         "dividing by a sign of +-1 is multiplying by it",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
