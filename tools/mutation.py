@@ -156,6 +156,20 @@ EQUIVALENT = {
     ("reference/conv_transpose.py", "`0` -> `1`",
      "def conv_transpose2d_via_conv_backward(dy, x, w, b, stride=1, padding=0, output_padding=0, dilation=1):"):
         "the default output_padding, never read by this backward either (dy carries the output's size)",
+    ("reference/grouped_conv.py", "slice bound `(g + 1) * Kg` + 1", "b[g * Kg:(g + 1) * Kg], stride, padding, dilation)"):
+        "one more bias passed to a group's conv2d: correlate2d_forward reads b[k] only for its own maps, k < C_out",
+    ("reference/grouped_conv.py", "slice bound `(g + 1) * Kg` + 1",
+     "parts = [correlate2d_backward(dy[:, g * Kg:(g + 1) * Kg], x[:, g * Cg:(g + 1) * Cg], w[g * Kg:(g + 1) * Kg],"):
+        "dy's slice (w's slice of the same line is killed): one more map of dy passed to a group's conv2d backward, "
+        "which reads dy[:, k] only for the maps of its w, k < C_out",
+    ("reference/grouped_conv.py", "slice bound `g * Kg` + 1", "b[g * Kg:(g + 1) * Kg], stride, padding, dilation) for g in range(groups)]"):
+        "the bias passed to correlate2d_backward, which never reads b (db is the sum of dy)",
+    ("reference/grouped_conv.py", "slice bound `(g + 1) * Kg` + 1", "b[g * Kg:(g + 1) * Kg], stride, padding, dilation) for g in range(groups)]"):
+        "the bias passed to correlate2d_backward, which never reads b",
+    ("reference/grouped_conv.py", "`+` -> `-`", "b[g * Kg:(g + 1) * Kg], stride, padding, dilation) for g in range(groups)]"):
+        "the bias passed to correlate2d_backward, which never reads b",
+    ("reference/grouped_conv.py", "`1` -> `0`", "b[g * Kg:(g + 1) * Kg], stride, padding, dilation) for g in range(groups)]"):
+        "the bias passed to correlate2d_backward, which never reads b",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * random_sign"):
         "dividing by a sign of +-1 is multiplying by it",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
