@@ -170,6 +170,9 @@ EQUIVALENT = {
         "the bias passed to correlate2d_backward, which never reads b",
     ("reference/grouped_conv.py", "`1` -> `0`", "b[g * Kg:(g + 1) * Kg], stride, padding, dilation) for g in range(groups)]"):
         "the bias passed to correlate2d_backward, which never reads b",
+    ("reference/pooling_modes.py", "`False` -> `True`",
+     "def avgpool2d_backward(dy, x, kernel, stride, padding=0, ceil_mode=False, count_include_pad=True):"):
+        "the default ceil_mode of the backward, which never reads it: dy carries the window count",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * random_sign"):
         "dividing by a sign of +-1 is multiplying by it",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
