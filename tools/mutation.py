@@ -48,10 +48,15 @@ DEFAULT_MODULES = [
     "reference/activations.py", "reference/conv2d.py", "reference/conv_matrix.py", "reference/dense.py",
     "reference/losses.py", "reference/network.py", "reference/pooling.py", "reference/subsampling.py",
     "reference/printed.py",
+    "reference/batchnorm.py", "reference/conv_nd.py", "reference/conv_padding_modes.py",
+    "reference/conv_transpose.py", "reference/dropout.py", "reference/grouped_conv.py", "reference/layernorm.py",
+    "reference/logit_losses.py", "reference/pooling_modes.py", "reference/relu_variants.py",
+    "reference/upsampling.py",
     "checks/compare.py", "checks/tolerance.py", "checks/finite_diff.py", "checks/adjoint.py", "checks/oracles.py",
 ]
 
 _EXACT = "tests/test_reference_exact.py"
+_LAYERS = "tests/test_reference_exact_layers.py"
 _VERDICTS = "tests/test_verdicts.py"
 _JOINT = "tests/test_joint_witnesses.py"
 #: module -> the pytest arguments (files, node ids, -k expressions) that should kill its mutants, fastest first
@@ -66,6 +71,17 @@ SELECTIONS: dict[str, list[str]] = {
     "reference/pooling.py": [_EXACT, "tests/test_nondifferentiable.py"],
     "reference/subsampling.py": [_EXACT],
     "reference/printed.py": ["tests/test_mut_printed.py", "tests/test_errata.py"],
+    "reference/batchnorm.py": [_LAYERS],
+    "reference/conv_nd.py": [_LAYERS],
+    "reference/conv_padding_modes.py": [_LAYERS],
+    "reference/conv_transpose.py": [_LAYERS],
+    "reference/dropout.py": [_LAYERS],
+    "reference/grouped_conv.py": [_LAYERS],
+    "reference/layernorm.py": [_LAYERS],
+    "reference/logit_losses.py": [_LAYERS],
+    "reference/pooling_modes.py": [_LAYERS],
+    "reference/relu_variants.py": [_LAYERS],
+    "reference/upsampling.py": [_LAYERS],
     "checks/compare.py": [_VERDICTS, "tests/test_rounding_resolution.py", "tests/test_precision.py"],
     "checks/tolerance.py": [_VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_rounding.py",
                             "tests/test_rounding_resolution.py", "tests/test_precision.py", "tests/test_adjoint.py",
@@ -102,6 +118,63 @@ EQUIVALENT = {
         "the first cell is taken whatever best starts at (`where is None`), so the initial best is never compared",
     ("reference/printed.py", "unary `-` removed", "f = 1.0 / (1.0 + np.exp(-x))"):
         "f (1 - f) is even in x: sigmoid(-x) = 1 - sigmoid(x)",
+    ("reference/relu_variants.py", "`>` -> `>=`", "return _elementwise(lambda v: v if v > 0 else slope * v, x)"):
+        "at v = 0 both give 0 (v is 0 or -0.0, slope * v is +-0.0, all equal to 0.0)",
+    ("reference/relu_variants.py", "`>` -> `>=`",
+     "return _elementwise(lambda v: v if v > 0 else alpha * math.expm1(v), x)"):
+        "at v = 0 both give 0 (expm1(0) = 0, and -0.0 equals 0.0)",
+    ("reference/conv_padding_modes.py", "`<` -> `<=`",
+     "return -r if r < 0 else (2 * (n - 1) - r if r >= n else r)"):
+        "reflect's source row at r = 0: -r and r are both 0",
+    ("reference/conv_padding_modes.py", "`0` -> `1`",
+     "return -r if r < 0 else (2 * (n - 1) - r if r >= n else r)"):
+        "r < 1 adds only r = 0 to the mirrored branch, where -r = r = 0",
+    ("reference/upsampling.py", "`-` -> `+`", "u0 = min(int(math.floor(r)), size - 1)"):
+        "r <= size - 1/2 - 1/(2 scale) < size for every output row i < size * scale, so floor(r) <= size - 1 and a "
+        "larger bound (size + 1) clamps nothing either",
+    ("reference/upsampling.py", "`1` -> `0`", "u0 = min(int(math.floor(r)), size - 1)"):
+        "the bound size instead of size - 1: floor(r) <= size - 1 already (as above), so nothing is clamped",
+    ("reference/conv_nd.py", "`-` -> `+`", "rank = x.ndim - 2"):
+        "a scalar hyperparameter becomes a longer tuple; every use zips it with the spatial axes, which cuts it to "
+        "their number (x.ndim - 3 makes it shorter and is killed)",
+    ("reference/conv_nd.py", "`2` -> `3`",
+     "xp = np.zeros(x.shape[:2] + tuple(n + 2 * p for n, p in zip(x.shape[2:], P)))"):
+        "the 2 of n + 2 * p (the slice bounds of this line are killed): p more zeros at the end of xp, beyond the "
+        "last cell a window reads, (Y - 1) S + (K - 1) D <= n + 2 P - 1; x is still placed at p and dx cropped there",
+    ("reference/conv_nd.py", "`1` -> `0`",
+     "return correlate2d_forward(x[:, :, None, :], w[:, :, None, :], b, (1, s), (0, p), (1, d))[:, :, 0, :]"):
+        "the height dilation 1 -> 0 on the one-row image (the height stride 1 -> 0 divides by zero and is killed): "
+        "the kernel has one row, s = 0, so s D = 0 either way",
+    ("reference/conv_nd.py", "`1` -> `0`",
+     "dx, dw, db = correlate2d_backward(dy[:, :, None, :], x[:, :, None, :], w[:, :, None, :], b, (1, s), (0, p),"):
+        "the height stride 1 -> 0 in the backward on the one-row image: it has one output row, i = 0, so i S = 0 "
+        "either way",
+    ("reference/conv_nd.py", "`1` -> `0`", "(1, d))"):
+        "the height dilation 1 -> 0 in the backward on the one-row image: one kernel row, s = 0, so s D = 0",
+    ("reference/conv_transpose.py", "`0` -> `1`",
+     "def conv_transpose2d_backward(dy, x, w, b, stride=1, padding=0, output_padding=0, dilation=1):"):
+        "the default output_padding (the padding default of the same line is killed): the backward takes the "
+        "output's size from dy and never reads output_padding",
+    ("reference/conv_transpose.py", "`0` -> `1`",
+     "def conv_transpose2d_via_conv_backward(dy, x, w, b, stride=1, padding=0, output_padding=0, dilation=1):"):
+        "the default output_padding, never read by this backward either (dy carries the output's size)",
+    ("reference/grouped_conv.py", "slice bound `(g + 1) * Kg` + 1", "b[g * Kg:(g + 1) * Kg], stride, padding, dilation)"):
+        "one more bias passed to a group's conv2d: correlate2d_forward reads b[k] only for its own maps, k < C_out",
+    ("reference/grouped_conv.py", "slice bound `(g + 1) * Kg` + 1",
+     "parts = [correlate2d_backward(dy[:, g * Kg:(g + 1) * Kg], x[:, g * Cg:(g + 1) * Cg], w[g * Kg:(g + 1) * Kg],"):
+        "dy's slice (w's slice of the same line is killed): one more map of dy passed to a group's conv2d backward, "
+        "which reads dy[:, k] only for the maps of its w, k < C_out",
+    ("reference/grouped_conv.py", "slice bound `g * Kg` + 1", "b[g * Kg:(g + 1) * Kg], stride, padding, dilation) for g in range(groups)]"):
+        "the bias passed to correlate2d_backward, which never reads b (db is the sum of dy)",
+    ("reference/grouped_conv.py", "slice bound `(g + 1) * Kg` + 1", "b[g * Kg:(g + 1) * Kg], stride, padding, dilation) for g in range(groups)]"):
+        "the bias passed to correlate2d_backward, which never reads b",
+    ("reference/grouped_conv.py", "`+` -> `-`", "b[g * Kg:(g + 1) * Kg], stride, padding, dilation) for g in range(groups)]"):
+        "the bias passed to correlate2d_backward, which never reads b",
+    ("reference/grouped_conv.py", "`1` -> `0`", "b[g * Kg:(g + 1) * Kg], stride, padding, dilation) for g in range(groups)]"):
+        "the bias passed to correlate2d_backward, which never reads b",
+    ("reference/pooling_modes.py", "`False` -> `True`",
+     "def avgpool2d_backward(dy, x, kernel, stride, padding=0, ceil_mode=False, count_include_pad=True):"):
+        "the default ceil_mode of the backward, which never reads it: dy carries the window count",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * random_sign"):
         "dividing by a sign of +-1 is multiplying by it",
     ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
