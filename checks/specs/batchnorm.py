@@ -42,33 +42,13 @@ def make_arrays(c, rng):
     return {"x": x, "gamma": normal(rng, (c["C"],)), "beta": normal(rng, (c["C"],))}
 
 
-def batchnorm_terms(c, arrays, dy):
-    """Sizes of the terms (policy 1). x - mu cancels when |x| >> sigma: its rounding is eps (|x| + |mu|), so
-    xhat's terms have size a = (|x| + |mu|) / sigma. Then
-        forward: |gamma| a + |beta|;   dgamma: sum |dy| a;   dbeta: sum |dy|;
-        dx = gamma / (M sigma) (M dy - sum dy - xhat sum dy xhat): |gamma| / (M sigma) (M |dy| + sum |dy| + a sum |dy| a)
-    """
-    x, gamma, beta, eps = arrays["x"], arrays["gamma"], arrays["beta"], c["eps"]
-    axes = (0, 2, 3)
-    M = x.shape[0] * x.shape[2] * x.shape[3]
-    mu = x.mean(axis=axes, keepdims=True)
-    sigma = np.sqrt(((x - mu) ** 2).mean(axis=axes, keepdims=True) + eps)
-    a = (np.abs(x) + np.abs(mu)) / sigma
-    g, b = gamma.reshape(1, -1, 1, 1), beta.reshape(1, -1, 1, 1)
-    ady = np.abs(dy)
-    return {"forward": np.abs(g) * a + np.abs(b),
-            "dx": np.abs(g) / (M * sigma) * (M * ady + ady.sum(axis=axes, keepdims=True)
-                                             + a * (ady * a).sum(axis=axes, keepdims=True)),
-            "dgamma": (ady * a).sum(axis=axes), "dbeta": ady.sum(axis=axes)}
-
-
 BATCHNORM2D = OpSpec(
     name="batchnorm2d", arg_names=("x", "gamma", "beta"), configs=batchnorm_configs, make_arrays=make_arrays,
     output_shape=shape, hyper=lambda c: {"eps": c["eps"]},
     torch_forward=lambda x, gamma, beta, eps: F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps),
     reference=Implementation.from_module(ref, "batchnorm2d", "reference.batchnorm.batchnorm2d"),
     reduction_length=lambda c: 2 * c["N"] * c["H"] * c["W"],  # the mean, then the sums of the backward over it
-    linear_args=("gamma", "beta"), magnitudes=batchnorm_terms,
+    linear_args=("gamma", "beta"),
     description="BatchNorm2d in training mode: per-channel batch mean and biased variance, gamma, beta, eps")
 
 SPECS = [BATCHNORM2D]

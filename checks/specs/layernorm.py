@@ -19,19 +19,19 @@ def _common(draw, fixed):
 
 @st.composite
 def rows_configs(draw, **fixed):
-    """N rows of K >= 2 values (one value would be normalised to 0: y = beta whatever x is)."""
-    return {"N": draw(pick(fixed, "N", st.integers(1, 3))), "K": draw(pick(fixed, "K", st.integers(2, 4))),
+    """N rows of K >= 1 values. One value is normalised to 0: y = beta whatever x is, dx = dgamma = 0 exactly, and
+    torch's dx there is a rounding residue (policy 1b's float64 realisations at c dy size it)."""
+    return {"N": draw(pick(fixed, "N", st.integers(1, 3))), "K": draw(pick(fixed, "K", st.integers(1, 4))),
             **_common(draw, fixed)}
 
 
 @st.composite
 def maps_configs(draw, **fixed):
-    """N, C, H, W and ``dims``, the number of trailing dimensions normalised (1: W, 2: H W, 3: C H W); W >= 2 when
-    the other normalised dimensions hold one value, so that every row has D >= 2 values."""
+    """N, C, H, W and ``dims``, the number of trailing dimensions normalised (1: W, 2: H W, 3: C H W); a row may
+    hold one value (D = 1: y = beta, as in ``rows_configs``)."""
     c = {"N": draw(pick(fixed, "N", st.integers(1, 2))), "C": draw(pick(fixed, "C", st.integers(1, 2))),
          "H": draw(pick(fixed, "H", st.integers(1, 2))), "dims": draw(pick(fixed, "dims", st.integers(1, 3)))}
-    others = {1: 1, 2: c["H"], 3: c["C"] * c["H"]}[c["dims"]]  # normalised values per row besides W
-    c["W"] = draw(pick(fixed, "W", st.integers(2 if others == 1 else 1, 3)))
+    c["W"] = draw(pick(fixed, "W", st.integers(1, 3)))
     c.update(_common(draw, fixed))
     return {key: c[key] for key in ("N", "C", "H", "W", "dims", "eps", "offset")}
 
@@ -65,24 +65,19 @@ def _arrays(shape_of):
     return make_arrays
 
 
-def _terms(shape_of):
-    def layernorm_terms(c, arrays, dy):
-        """Sizes of the terms (policy 1), as for batch norm with the statistics per row: a = (|x| + |mu|) / sigma
-        (x - mu cancels when |x| >> sigma), |g| = |gamma| |delta|:
-            forward |gamma| a + |beta|;  dgamma sum_r |delta| a;  dbeta sum_r |delta|;
-            dx 1 / (D sigma) (D |g| + sum_d |g| + a sum_d |g| a)"""
+def _one_value_terms(shape_of):
+    def one_value_terms(c, arrays, dy):
+        """Sizes of dgamma's terms at D = 1 only (policy 1a; nothing declared from D = 2 on): dgamma = sum_r delta xhat
+        is exactly 0, and torch's is sum_r delta_r (rstd x_r - rstd mu_r) with mu_r = x_r, a residue of terms of size
+        |delta| |x| rstd that does not depend on delta: the realisations at c dy repeat it bit for bit and the float32
+        probe's own residue sizes it only by chance (1 false alarm in 9000 cases of D = 1, docs/rounding.md).
+        As batch norm's a = (|x| + |mu|) / sigma with sigma = sqrt(eps): sum_r |delta| 2 |x| / sqrt(eps)."""
         norm = _normalized(shape_of)(c)
-        D = int(np.prod(norm))
-        x, ady = arrays["x"].reshape(-1, D), np.abs(dy).reshape(-1, D)
-        gam, bet = np.abs(arrays["gamma"]).reshape(1, D), np.abs(arrays["beta"]).reshape(1, D)
-        mu = x.mean(axis=1, keepdims=True)
-        sigma = np.sqrt(((x - mu) ** 2).mean(axis=1, keepdims=True) + c["eps"])
-        a = (np.abs(x) + np.abs(mu)) / sigma
-        g = gam * ady
-        dx = (D * g + g.sum(axis=1, keepdims=True) + a * (g * a).sum(axis=1, keepdims=True)) / (D * sigma)
-        return {"forward": (gam * a + bet).reshape(x.shape), "dx": dx,
-                "dgamma": (ady * a).sum(axis=0).reshape(norm), "dbeta": ady.sum(axis=0).reshape(norm)}
-    return layernorm_terms
+        if int(np.prod(norm)) > 1:
+            return {}
+        x, ady = np.abs(arrays["x"]).reshape(-1, 1), np.abs(dy).reshape(-1, 1)
+        return {"dgamma": (ady * 2 * x / np.sqrt(c["eps"])).sum(axis=0).reshape(norm)}
+    return one_value_terms
 
 
 def _spec(name, configs, shape_of, description):
@@ -96,7 +91,9 @@ def _spec(name, configs, shape_of, description):
         reference=Implementation.from_module(ref, "layernorm", "reference.layernorm.layernorm"),
         # the row statistics (D terms), then gamma's and beta's sums over the rows (R terms)
         reduction_length=lambda c: 2 * int(np.prod(shape_of(c))),
-        linear_args=("gamma", "beta"), magnitudes=_terms(shape_of), description=description)
+        linear_args=("gamma", "beta"), description=description,
+        # at D = 1 only: torch's dgamma there is a residue independent of dy, which policy 1b cannot size
+        magnitudes=_one_value_terms(shape_of))
 
 
 LAYERNORM = _spec("layernorm", rows_configs, rows_shape,

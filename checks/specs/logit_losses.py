@@ -34,32 +34,12 @@ def _sizes(fixed, extra):
                                   **{key: pick(fixed, key, value) for key, value in extra.items()}})
 
 
-def log_softmax_terms(c, arrays, dy):
-    """Sizes of the terms (policy 1): y = (z - m) - lse: |z - m| + lse; dz = dy - p sum dy: |dy| + p sum |dy|."""
-    z = arrays["z"]
-    shifted = z - z.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    p = np.exp(shifted - lse)
-    return {"forward": np.abs(shifted) + lse, "dz": np.abs(dy) + p * np.abs(dy).sum(axis=1, keepdims=True)}
-
-
-def bce_terms(c, arrays, dE):
-    """Sizes of the terms (policy 1): E sums |z| + ln(1 + e^-|z|) (max(z, 0) - z t, or torch's (1 - t) z +
-    max(-z, 0): terms of size |z| that cancel to ~e^-|z| where the target is right); dz = dE (s - t) / R cancels
-    where t ~ s: |dE| (s + t) / R."""
-    z, t = arrays["z"], arrays["t"]
-    R = z.size if c["reduction"] == "mean" else 1
-    s = 1 / (1 + np.exp(-z))
-    return {"forward": np.sum(np.abs(z) + np.log1p(np.exp(-np.abs(z)))) / R,
-            "dz": np.abs(dE) * (s + t) / R}
-
-
 LOG_SOFTMAX = OpSpec(
     name="log_softmax", arg_names=("z",), configs=batch_configs(OFFSETS),
     make_arrays=lambda c, rng: {"z": c["offset"] + normal(rng, shape(c))}, output_shape=shape, hyper=lambda c: {},
     torch_forward=lambda z: F.log_softmax(z, dim=1),
     reference=Implementation.from_module(ref, "log_softmax", "reference.logit_losses.log_softmax"),
-    reduction_length=lambda c: c["K"], magnitudes=log_softmax_terms,
+    reduction_length=lambda c: c["K"],
     description="log-softmax over axis 1 of (N, K), logits O(1) and in the hundreds")
 
 NLL_LOSS = OpSpec(
@@ -73,18 +53,6 @@ NLL_LOSS = OpSpec(
     reduction_length=lambda c: c["N"], grad_args=("y",), linear_args=("y",),
     description="NLL loss -1/R sum_n y[n, t_n] on log-probabilities y, class indices t (data), mean or sum")
 
-def log_softmax_nll_terms(c, arrays, dE):
-    """Sizes of the terms (policy 1): E sums |z_t - m| + lse per row; dz = dE (p - onehot) / R cancels at the
-    target where p ~ 1: |dE| (p + onehot) / R."""
-    z, t = arrays["z"], arrays["t"].astype(int)
-    R = z.shape[0] if c["reduction"] == "mean" else 1
-    shifted = z - z.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    onehot = np.eye(z.shape[1])[t]
-    return {"forward": np.sum(onehot * (np.abs(shifted) + lse)) / R,
-            "dz": np.abs(dE) * (np.exp(shifted - lse) + onehot) / R}
-
-
 LOG_SOFTMAX_NLL = OpSpec(
     name="log_softmax_nll", arg_names=("z", "t"),
     configs=lambda **fixed: _sizes(fixed, {"offset": st.sampled_from(OFFSETS),
@@ -94,7 +62,7 @@ LOG_SOFTMAX_NLL = OpSpec(
     output_shape=lambda c: (), hyper=lambda c: {"reduction": c["reduction"]},
     torch_forward=lambda z, t, reduction: F.cross_entropy(z, t.long(), reduction=reduction),
     reference=Implementation.from_module(ref, "log_softmax_nll", "reference.logit_losses.log_softmax_nll"),
-    reduction_length=lambda c: c["N"] * c["K"], grad_args=("z",), magnitudes=log_softmax_nll_terms,
+    reduction_length=lambda c: c["N"] * c["K"], grad_args=("z",),
     description="log-softmax then NLL on class indices t (data): torch's cross_entropy with index targets")
 
 BCE_WITH_LOGITS = OpSpec(
@@ -106,7 +74,7 @@ BCE_WITH_LOGITS = OpSpec(
     output_shape=lambda c: (), hyper=lambda c: {"reduction": c["reduction"]},
     torch_forward=lambda z, t, reduction: F.binary_cross_entropy_with_logits(z, t, reduction=reduction),
     reference=Implementation.from_module(ref, "bce_with_logits", "reference.logit_losses.bce_with_logits"),
-    reduction_length=lambda c: c["N"] * c["K"], grad_args=("z",), magnitudes=bce_terms,
+    reduction_length=lambda c: c["N"] * c["K"], grad_args=("z",),
     description="binary cross-entropy on logits, soft targets in [0, 1] or hard 0/1 (data), mean or sum")
 
 SPECS = [LOG_SOFTMAX, NLL_LOSS, LOG_SOFTMAX_NLL, BCE_WITH_LOGITS]
