@@ -22,8 +22,8 @@ RULES = {
     "maxpool2d_ceil": lambda c: _every_window_reads_input(
         c, lambda *axis: pooling_modes.windows_read_input(*axis, ceil_mode=True)),
     "batchnorm2d": lambda c: c["N"] * c["H"] * c["W"] >= 2,  # torch refuses one value per channel
-    "layernorm": lambda c: c["K"] >= 2,
-    "layernorm2d": lambda c: int(np.prod((c["C"], c["H"], c["W"])[3 - c["dims"]:])) >= 2,
+    "layernorm": lambda c: c["K"] >= 1,  # one value per row allowed (y = beta; docs/ops/layernorm.md)
+    "layernorm2d": lambda c: int(np.prod((c["C"], c["H"], c["W"])[3 - c["dims"]:])) >= 1,
     "conv2d_padded": lambda c: c["padding_mode"] != "reflect" or (c["ph"] < c["H"] and c["pw"] < c["W"]),
     "conv_transpose2d": lambda c: all(conv_transpose.out_size(c[a.upper()], c[f"k{a}"], c[f"s{a}"], c[f"p{a}"],
                                                               c[f"o{a}"], c[f"dil{a}"]) >= 1

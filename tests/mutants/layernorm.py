@@ -48,7 +48,7 @@ MUTANTS = [
            type(LN)("layernorm gamma outside the sums", LN.forward, _gamma_factored_out), ("dx",), minimal=MINIMAL),
     Mutant("layernorm", "row statistics treated as constants in dx",
            wrong_backward(LN, "layernorm dx = gamma delta / sigma", _statistics_as_constants), ("dx",),
-           minimal=MINIMAL),
+           minimal={"N": 1, "K": 1}),  # visible with one value per row: gamma delta / sigma instead of 0
     Mutant("layernorm", "dgamma summed over rows and positions, spread evenly (not per position)",
            wrong_backward(LN, "layernorm dgamma summed over d", _dgamma_summed_over_d), ("dgamma",),
            minimal=MINIMAL),
