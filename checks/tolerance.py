@@ -20,8 +20,10 @@ gradient as a rounding residue (LayerNorm over one element), float64 realisation
    1a. the arithmetic, worst case: ROUNDING_SAFETY * eps * K * max(max|E|, max|M|) (Higham, "Accuracy and
        Stability of Numerical Algorithms", sec. 3.1: |fl(sum) - sum| <= K eps sum|terms|). M is the magnitude of
        the summed terms: the same op on |inputs| with upstream gradient |dy| (exact for multilinear ops:
-       convolution, dense, pooling). A spec may still declare term sizes (``OpSpec.magnitudes``; relu_cnn keeps
-       its own, which whole-network checks read): nothing requires it any more.
+       convolution, dense, pooling). A spec may still declare term sizes (``OpSpec.magnitudes``), which then
+       count where they are the larger; three built-in specs keep one, each for a residue the probes cannot size
+       (docs/rounding.md): relu_cnn (read by whole-network checks), sigmoid/tanh when saturated, and LayerNorm's
+       dgamma over rows of one value.
    1b. the measured noise: ESTIMATE_SAFETY * eps * max_r |q32_r - q64_r| / eps(float32), over PROBE_SAMPLES
        realisations r: the torch op with its inputs stored and computed in float32, at the case and at points
        jittered by PROBE_JITTER (``oracles.rounding_estimates``; drawn lazily: one realisation first, all of them
