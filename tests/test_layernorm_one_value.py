@@ -15,19 +15,12 @@ from hypothesis import given, settings
 from cnn_gradcheck import oracles, tolerance
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.runner import check_case
-from cnn_gradcheck.spec import Implementation
+
+from test_rounding_floor import off_by  # tests/ is on sys.path
 
 LAYERNORM, LAYERNORM2D = get_spec("layernorm"), get_spec("layernorm2d")
 KNOWN = ({"N": 3, "K": 1, "eps": 1e-5, "offset": 10.0}, 16477)
 MANY = settings(max_examples=200, deadline=None, database=None, derandomize=True)
-
-
-def off_by(impl: Implementation, index: int, relative: float) -> Implementation:
-    def backward(dy, *arrays, **hyper):
-        grads = list(impl.backward(dy, *arrays, **hyper))
-        grads[index] = np.asarray(grads[index]) * (1 + relative)
-        return tuple(grads)
-    return Implementation(f"{impl.name}, gradient {index} * (1 + {relative:g})", impl.forward, backward)
 
 
 def dgamma_of(spec, case, impl):

@@ -95,9 +95,13 @@ def assert_close(got, expected, what):
 
 @pytest.mark.parametrize("op, i, k", CASES, ids=[f"{op}-{k}-config{i}" for op, i, k in CASES])
 def test_reference_equals_torch_autograd(op, i, k):
+    assert_equals_torch(op, CONFIGS[op][i], i + 1, *IMPLEMENTATIONS[op][k])
+
+
+def assert_equals_torch(op, config, seed, forward, backward):
+    """forward and backward (tuple or dict of gradients) equal torch autograd on the op's case, to 1e-10."""
     spec = get_spec(op)
-    case = spec.make_case(CONFIGS[op][i], seed=i + 1)
-    forward, backward = IMPLEMENTATIONS[op][k]
+    case = spec.make_case(config, seed=seed)
     arrays = [case.arrays[n] for n in spec.arg_names]
     hyper = spec.hyper(case.config)
     y, grads = torch_values(spec, case)

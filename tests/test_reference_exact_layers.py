@@ -24,8 +24,7 @@ from cnn_gradcheck.reference import logit_losses as ll
 from cnn_gradcheck.reference import pooling_modes as pm
 from cnn_gradcheck.reference import relu_variants as rv
 from cnn_gradcheck.reference import upsampling as up
-from cnn_gradcheck.registry import get_spec
-from test_reference_exact import assert_close, torch_values  # tests/ is on sys.path
+from test_reference_exact import assert_close, assert_equals_torch  # tests/ is on sys.path
 
 C = dict
 
@@ -133,17 +132,7 @@ CASES = [(op, i, k) for op, impls in IMPLEMENTATIONS.items() for k in range(len(
 
 @pytest.mark.parametrize("op, i, k", CASES, ids=[f"{op}-{k}-config{i}" for op, i, k in CASES])
 def test_reference_equals_torch_autograd(op, i, k):
-    spec = get_spec(op)
-    case = spec.make_case(CONFIGS[op][i], seed=i + 1)
-    forward, backward = IMPLEMENTATIONS[op][k]
-    arrays = [case.arrays[n] for n in spec.arg_names]
-    hyper = spec.hyper(case.config)
-    y, grads = torch_values(spec, case)
-    assert_close(forward(*arrays, **hyper), y, f"{op} forward")
-    got = list(backward(case.dy, *arrays, **hyper))
-    assert len(got) == len(grads)
-    for name, g, e in zip(spec.differentiable, got, grads):
-        assert_close(g, e, f"{op} d{name}")
+    assert_equals_torch(op, CONFIGS[op][i], i + 1, *IMPLEMENTATIONS[op][k])
 
 
 # ---- hand-computed cases ----------------------------------------------------------------------------------------
