@@ -204,22 +204,25 @@ def check_joint(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], array
     claimed = float(sum(np.sum(p) for p in products))
     scale = float(sum(np.sum(np.abs(p)) for p in products))
 
-    def noise(reach: float, size=magnitude) -> float:
+    def noise(steps, reach: float) -> float:
+        # each phi(t) carries the rounding of f(a + t u) at its own size: larger than f(a)'s where t u is large
+        # (t = 1), and not 0 where f(a) is (a loss at its exact minimum, y = t)
+        size = np.max([np.abs(stencil.at(t)) for t in (0.0, *steps)], axis=0)
+        if magnitude is not None:
+            size = np.maximum(size, np.abs(np.asarray(magnitude, dtype=np.float64)))
         return tolerance.output_noise(dy, y0, reduction_length, dtype, size, forward_error,
                                       _input_sensitivity(grads, stencil, reach))
 
     if short_step and not kink_reason:
         steps = [k * short_step for k in (1, -1, 2, -2)]
-        # the outputs at a + t u carry rounding of their own size, larger than f(a)'s when t u is large (t = 1)
-        size = np.max([np.abs(stencil.at(s)) for s in steps], axis=0)
-        if magnitude is not None:
-            size = np.maximum(size, np.abs(np.asarray(magnitude, dtype=np.float64)))
-        first = short_check(phi, claimed, scale, noise(2 * short_step, size), short_step, quantity, dtype)
+        first = short_check(phi, claimed, scale, noise(steps, 2 * short_step), short_step, quantity, dtype)
         # the pass stands where every argument's share of the derivative resolves FD_SHORT_ACCEPT
         shares = [float(np.sum(np.abs(p))) for p in products]
         if first.verdict == PASS and all(first.tolerance <= tolerance.FD_SHORT_ACCEPT * s for s in shares if s > 0):
             return first
-    return directional_check(phi, phi(0.0), claimed, scale, noise(tolerance.FD_STENCIL_REACH), tolerance.FD_STEP,
+    h = tolerance.FD_STEP
+    return directional_check(phi, phi(0.0), claimed, scale,
+                             noise([s * k * h for k in STEPS for s in (1, -1)], tolerance.FD_STENCIL_REACH), h,
                              quantity, kink_reason, dtype)
 
 

@@ -58,8 +58,9 @@ gradient as a rounding residue (LayerNorm over one element), float64 realisation
    h, 2h, 4h are combined by Richardson extrapolation into an O(h^8) estimate D8; D6(h/2) is kept beside it:
 
        tol   = FD_SAFETY * (|D6 - D8| + sum|stencil weights| * noise / h) + FD_RESOLUTION * scale
-       noise = output_noise(...): phi = <dy, f(a)>'s rounding in one evaluation (arithmetic with the realistic
-               sqrt(K) model, the measured float32 error vector, the moved input's own rounding eps |g (a + t v)|)
+       noise = output_noise(...): phi = <dy, f(a)>'s rounding in one evaluation, at the size of the outputs
+               over the stencil, max_k |f(a + t_k v)| (a loss at its exact minimum is 0 at a, not nearby; the
+               short stencil's t = 1 moves outputs far) (arithmetic with the realistic sqrt(K) model, the measured float32 error vector, the moved input's own rounding eps |g (a + t v)|)
        scale = max(sum_i |g_i v_i|, |D8|)                                   (no cancellation in the scale)
 
    The short stencil is tried first: D4 = (4 D(t) - D(2t)) / 3 from four calls, with |D(t) - D4| as truncation and
