@@ -59,6 +59,7 @@ _EXACT = "tests/test_reference_exact.py"
 _LAYERS = "tests/test_reference_exact_layers.py"
 _VERDICTS = "tests/test_verdicts.py"
 _JOINT = "tests/test_joint_witnesses.py"
+_MUT_TOLERANCE = "tests/test_mut_tolerance.py"
 #: module -> the pytest arguments (files, node ids, -k expressions) that should kill its mutants, fastest first
 #: (-x stops at the first failure)
 SELECTIONS: dict[str, list[str]] = {
@@ -82,8 +83,8 @@ SELECTIONS: dict[str, list[str]] = {
     "reference/pooling_modes.py": [_LAYERS],
     "reference/relu_variants.py": [_LAYERS],
     "reference/upsampling.py": [_LAYERS],
-    "checks/compare.py": [_VERDICTS, "tests/test_rounding_resolution.py", "tests/test_precision.py"],
-    "checks/tolerance.py": [_VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_rounding.py",
+    "checks/compare.py": [_MUT_TOLERANCE, _VERDICTS, "tests/test_rounding_resolution.py", "tests/test_precision.py"],
+    "checks/tolerance.py": [_MUT_TOLERANCE, _VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_rounding.py",
                             "tests/test_rounding_resolution.py", "tests/test_precision.py", "tests/test_adjoint.py",
                             "tests/test_rounding_float32.py", "tests/test_rounding_floor.py"],
     "checks/finite_diff.py": [_VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_nondifferentiable.py",
