@@ -202,6 +202,9 @@ EQUIVALENT = {
         "max(1.0, size)",
     ("checks/tolerance.py", "`>` -> `>=`", "return second_difference > affine_limit(dtype) * max(scale, TINY)"):
         "differs only when a rounding-level second difference equals the bound exactly (no input reaches it)",
+    ("checks/tolerance.py", "returned value -> `None`", "return False"):
+        "adjoint_step_unresolved's float64 answer: None is false as False is, and every caller (adjoint._joint's "
+        "any(), _check_argument's if) only tests it for truth",
 }
 
 SCRATCH_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".hypothesis", ".pytest_cache", "reports",
