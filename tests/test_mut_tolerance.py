@@ -181,7 +181,7 @@ def test_the_short_stencil_of_a_smooth_forward_steps_by_fd_step_over_8():
 
 
 def _exp_check(t):
-    """phi(s) = exp(3 (1 + s)) along v = 1 at x = 1: the short stencil's truncation estimate |D(t) - D4| ~ 4.5 t^2
+    """phi(s) = exp(3 (1 + s)) along v = 1 at x = 1: the short stencil's truncation estimate |D(t) - D4| ~ 1.5 t^2
     phi' makes its resolution about 15 t^2 + 1e-8."""
     calls = []
     forward = lambda arrays: (calls.append(1), np.exp(3 * arrays["x"]))[1]  # noqa: E731
