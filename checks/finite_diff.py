@@ -167,8 +167,9 @@ def short_check(phi: Callable[[float], float], claimed: float, scale: float, noi
     |D(t) - D4| is the error estimate of the O(t^2) difference D(t): an over-estimate of D4's, so the tolerance can
     only be too wide, never too narrow, and a pass is sound at the resolution it records. No kink verdict is given
     here: a kink inside the stencil shows as a disagreement, and the full stencil (``directional_check``) decides."""
-    d = {k: (phi(k * t) - phi(-k * t)) / (2 * k * t) for k in (1, 2)}
-    d4 = (4 * d[1] - d[2]) / 3
+    odd = {k: phi(k * t) - phi(-k * t) for k in D4_WEIGHTS}
+    d4 = sum(w * odd[k] for k, w in D4_WEIGHTS.items()) / t
+    d = {k: odd[k] / (2 * k * t) for k in D4_WEIGHTS}
     scale = max(scale, abs(d4), tolerance.TINY)
     truncation = abs(d[1] - d4)
     tol = tolerance.fd_tolerance(truncation, noise, D4_NOISE, t, scale)
@@ -206,24 +207,27 @@ def check_joint(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], array
 
     def noise(steps, reach: float) -> float:
         # each phi(t) carries the rounding of f(a + t u) at its own size: larger than f(a)'s where t u is large
-        # (t = 1), and not 0 where f(a) is (a loss at its exact minimum, y = t)
-        size = np.max([np.abs(stencil.at(t)) for t in (0.0, *steps)], axis=0)
+        # (t = 1), and not 0 where f(a) is (a loss at its exact minimum, y = t): the largest over every output the
+        # stencil computes
+        for t in steps:
+            stencil.at(t)
+        size = np.max([np.abs(y) for y in stencil.outputs.values()], axis=0)
         if magnitude is not None:
             size = np.maximum(size, np.abs(np.asarray(magnitude, dtype=np.float64)))
         return tolerance.output_noise(dy, y0, reduction_length, dtype, size, forward_error,
                                       _input_sensitivity(grads, stencil, reach))
 
     if short_step and not kink_reason:
-        steps = [k * short_step for k in (1, -1, 2, -2)]
-        first = short_check(phi, claimed, scale, noise(steps, 2 * short_step), short_step, quantity, dtype)
+        steps = [s * k * short_step for k in D4_WEIGHTS for s in (1, -1)]
+        first = short_check(phi, claimed, scale, noise(steps, max(steps)), short_step, quantity, dtype)
         # the pass stands where every argument's share of the derivative resolves FD_SHORT_ACCEPT
         shares = [float(np.sum(np.abs(p))) for p in products]
         if first.verdict == PASS and all(first.tolerance <= tolerance.FD_SHORT_ACCEPT * s for s in shares if s > 0):
             return first
     h = tolerance.FD_STEP
-    return directional_check(phi, phi(0.0), claimed, scale,
-                             noise([s * k * h for k in STEPS for s in (1, -1)], tolerance.FD_STENCIL_REACH), h,
-                             quantity, kink_reason, dtype)
+    steps = [s * k * h for k in STEPS for s in (1, -1)]
+    return directional_check(phi, phi(0.0), claimed, scale, noise(steps, max(steps)), h, quantity, kink_reason,
+                             dtype)
 
 
 def directions_for(grads: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:

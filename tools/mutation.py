@@ -87,7 +87,7 @@ SELECTIONS: dict[str, list[str]] = {
     "checks/tolerance.py": [_MUT_TOLERANCE, _VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_rounding.py",
                             "tests/test_rounding_resolution.py", "tests/test_precision.py", "tests/test_adjoint.py",
                             "tests/test_rounding_float32.py", "tests/test_rounding_floor.py"],
-    "checks/finite_diff.py": [_VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_nondifferentiable.py",
+    "checks/finite_diff.py": ["tests/test_mut_witnesses.py", _VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_nondifferentiable.py",
                               "tests/test_precision.py", "tests/test_rounding.py", "tests/test_rounding_float32.py"],
     "checks/adjoint.py": [_VERDICTS, _JOINT, "tests/test_adjoint.py", "tests/test_precision.py",
                           "tests/test_rounding_resolution.py"],
@@ -187,6 +187,11 @@ EQUIVALENT = {
         "the identity <A u, v> = <u, A^T v> holds for every u: an aligned u is as good a direction as a random one",
     ("checks/adjoint.py", "`44400` -> `44401`", "rng = np.random.default_rng(case.seed ^ 0xAD70)"):
         "another seed draws other, equally valid random directions",
+    ("checks/finite_diff.py", "`<` -> `<=`", "random_sign = np.where(r < 0, -1.0, 1.0)"):
+        "r = 0 exactly (one draw in 2^53) is the only value it changes, to another equally valid sign",
+    ("checks/finite_diff.py", "`0.0` -> `1.0`", "smallest = min((s for s in sizes.values() if s > 0), default=0.0)"):
+        "the default is used only when every sum |g v| is 0, and then every argument keeps its direction (factor 1) "
+        "whatever the default is",
     ("checks/finite_diff.py", "`24301` -> `24302`", "rng = np.random.default_rng(seed ^ 0x5EED)"):
         "another seed draws other, equally valid random directions",
     ("checks/adjoint.py", "`42864` -> `42865`",
