@@ -165,7 +165,7 @@ def test_the_float64_realisations_are_the_backwards_rounding_at_3_dy_and_5_dy_ov
         assert np.any(got["x"] != 0)
 
 
-# --- policy 6: the magnitude of a lower-precision plug-in's forward ----------------------------------------------------
+# --- policy 6: the magnitude of a lower-precision plug-in's forward ------------------------------------------------
 
 def test_a_lower_precision_plug_ins_forward_is_sized_by_its_terms_and_a_float64_ones_is_not():
     dense = get_spec("dense")
@@ -175,7 +175,7 @@ def test_a_lower_precision_plug_ins_forward_is_sized_by_its_terms_and_a_float64_
     assert oracles._low_precision_magnitude(dense, case, SimpleNamespace(dtype="float64")) is None
 
 
-# --- finite differences: one argument, and the shares of a joint pass ---------------------------------------------------
+# --- finite differences: one argument, and the shares of a joint pass ---------------------------------------------
 
 def counted(spec, scale=0.0):
     calls = {"forward": 0}
