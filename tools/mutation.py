@@ -91,9 +91,9 @@ SELECTIONS: dict[str, list[str]] = {
                               "tests/test_precision.py", "tests/test_rounding.py", "tests/test_rounding_float32.py"],
     "checks/adjoint.py": [_VERDICTS, _JOINT, "tests/test_adjoint.py", "tests/test_precision.py",
                           "tests/test_rounding_resolution.py"],
-    "checks/oracles.py": [_VERDICTS, _JOINT, "tests/test_mut_core_oracles.py", "tests/test_rounding.py",
-                          "tests/test_rounding_floor.py", "tests/test_references.py", "tests/test_precision.py",
-                          "tests/test_rounding_float32.py"],
+    "checks/oracles.py": ["tests/test_mut_oracles_joint.py", _VERDICTS, _JOINT, "tests/test_mut_core_oracles.py",
+                          "tests/test_rounding.py", "tests/test_rounding_floor.py", "tests/test_references.py",
+                          "tests/test_precision.py", "tests/test_rounding_float32.py"],
 }
 
 #: mutants that cannot change behaviour, keyed by (path, mutation, original line) so that they follow the line when
@@ -201,6 +201,11 @@ EQUIVALENT = {
         "another seed draws other, equally valid jittered points for the rounding probe",
     ("checks/oracles.py", "returned value -> `None`", 'return ""'):
         "kink_reason's empty reason is only tested for truth: None and '' are both false",
+    ("checks/oracles.py", "`1` -> `0`",
+     "out = [compare(label, expected, got, 1) for label, expected, got in pairs]"):
+        "the first pass's 1 probe realisation -> 0: both draw the same estimates (range(samples - 1) of jittered "
+        "points and PROBE_DY_SHIFTS[:max(samples - 1, 0)] of float64 realisations are empty for 0 and 1), so every "
+        "tolerance and verdict is the same; only the cache key differs",
     ("checks/tolerance.py", "`0.0` -> `1.0`",
      "size = max((float(np.max(np.abs(np.asarray(a, dtype=np.float64)), initial=0.0)) for a in arrays), default=0.0)"):
         "both 0.0s (initial, default) only raise size to 1 where it is below 1, and size enters only through "
