@@ -89,7 +89,7 @@ SELECTIONS: dict[str, list[str]] = {
                             "tests/test_rounding_float32.py", "tests/test_rounding_floor.py"],
     "checks/finite_diff.py": [_VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_nondifferentiable.py",
                               "tests/test_precision.py", "tests/test_rounding.py", "tests/test_rounding_float32.py"],
-    "checks/adjoint.py": [_VERDICTS, _JOINT, "tests/test_adjoint.py", "tests/test_precision.py",
+    "checks/adjoint.py": ["tests/test_mut_adjoint.py", _VERDICTS, _JOINT, "tests/test_adjoint.py", "tests/test_precision.py",
                           "tests/test_rounding_resolution.py"],
     "checks/oracles.py": [_VERDICTS, _JOINT, "tests/test_mut_core_oracles.py", "tests/test_rounding.py",
                           "tests/test_rounding_floor.py", "tests/test_references.py", "tests/test_precision.py",
