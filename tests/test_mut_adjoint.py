@@ -68,3 +68,97 @@ def test_a_bilinear_forward_adds_the_odd_parts_at_2t_and_still_settles_every_arg
     result = adjoint_only(spec, impl, spec.make_case(config, seed=3))
     assert all(c.verdict == PASS and c.note.startswith(JOINT) for c in result.values()), result
     assert len(result) == 3 and calls == {"forward": 1 + 4, "backward": 2}
+
+
+def test_exact_step_is_0_where_one_moved_argument_is_smooth_and_1_where_all_are_affine():
+    """The smallest of the moved arguments' steps: batch norm is affine in gamma and beta (1 each) but smooth in x
+    (0.0), so a joint direction over all three has no exact step."""
+    bn = get_spec("batchnorm2d")
+    case = bn.make_case({"N": 2, "C": 2, "H": 2, "W": 2, "eps": 1e-5, "offset": 0.0}, seed=0)
+    directions = {n: np.ones_like(a) for n, a in case.arrays.items()}
+    assert exact_step(bn, case, directions) == 0.0
+    assert exact_step(bn, case, {n: directions[n] for n in ("gamma", "beta")}) == 1.0
+
+
+def test_an_argument_the_joint_test_gives_no_share_is_tested_alone():
+    """x = 0: dW = x^T dy is 0 for every upstream gradient, so W's share of the joint inner product is 0 and its
+    resolution infinite: W is tested alone (one more backward call), x and b keep the joint verdict."""
+    made = DENSE.make_case(DENSE_CONFIG, seed=3)
+    case = Case("dense", DENSE_CONFIG, {**made.arrays, "x": np.zeros_like(made.arrays["x"])}, made.dy, seed=3)
+    impl, calls = counted(DENSE)
+    result = adjoint_only(DENSE, impl, case)
+    assert all(c.verdict == PASS for c in result.values()), result
+    assert result["dx"].note.startswith(JOINT) and result["db"].note.startswith(JOINT)
+    assert not result["dW"].note.startswith(JOINT)
+    assert calls["backward"] == 1 + 1 + 1
+
+
+# --- policy 3 at float32: a step the dtype cannot resolve -----------------------------------------------------------
+
+RESOLVABLE = 1e-12 / 2.0**-52     # |a|_inf / (t |u|_inf) above this: the stored a +- t u does not move as assumed
+
+
+def scaled(case, sizes):
+    """The case with the named arrays scaled to the given |a|_inf."""
+    arrays = {n: a * (sizes[n] / np.max(np.abs(a))) if n in sizes else a for n, a in case.arrays.items()}
+    return Case(case.op, case.config, arrays, case.dy, seed=case.seed)
+
+
+NOTE = re.compile(r"not applicable: the step t \|u\| = (\S+) is below float32's resolution of inputs of size (\S+) "
+                  r"\(the stored a \+- t u would not move as the test assumes\); the exact oracles decide")
+
+
+def test_a_float32_dense_layer_at_4500_gets_na_adjoint_comparisons_and_costs_no_adjoint_calls():
+    """|a|_inf = 4500 in every argument: t = 1 and |u|_inf < 1 (magnitudes in [0.5, 1]), so |a| / (t |u|) is
+    above 4503.6 for the per-argument u and the smaller, balanced joint one. The joint test stops before its
+    forward calls, and each argument gets an n/a comparison that measured nothing, with the documented note
+    naming the step and |a|_inf: only the evaluation's 1 + 1 calls."""
+    case = scaled(DENSE.make_case(DENSE_CONFIG, seed=3), {"x": 4500.0, "W": 4500.0, "b": 4500.0})
+    impl, calls = counted(DENSE, dtype="float32")
+    result = adjoint_only(DENSE, impl, case)
+    assert set(result) == {"dx", "dW", "db"}
+    for c in result.values():
+        assert c.verdict == NA and (c.error, c.relative, c.tolerance) == (0.0, 0.0, 0.0)
+        step, size = (float(s) for s in NOTE.fullmatch(c.note).groups())
+        assert 0.5 <= step < 1.0 and size == 4.5e3 and size / step > RESOLVABLE
+    assert calls == {"forward": 1, "backward": 1}
+
+
+def test_a_float32_dense_layer_at_4000_is_resolved_and_each_argument_is_tested_alone():
+    """x at 4000: 4000 / (t |u|_inf) is below 4503.6 for the per-argument direction (|u|_inf near 1 on 12 elements),
+    so dx gets a verdict; the joint direction, balanced smaller, is not resolved (no joint calls), and each argument
+    costs 2 forward calls and 1 backward call."""
+    case = scaled(DENSE.make_case(DENSE_CONFIG, seed=3), {"x": 4000.0})
+    impl, calls = counted(DENSE, dtype="float32")
+    result = adjoint_only(DENSE, impl, case)
+    assert all(c.verdict == PASS and not c.note.startswith(JOINT) for c in result.values()), result
+    assert calls == {"forward": 1 + 3 * 2, "backward": 1 + 3}
+
+
+RELU = get_spec("relu")
+RELU_CONFIG = {"N": 1, "K": 4, "offset": 0.0}
+
+
+def relu_case(x):
+    made = RELU.make_case(RELU_CONFIG, seed=2)
+    return Case("relu", RELU_CONFIG, {"x": np.array([x])}, made.dy, seed=2)
+
+
+def test_a_float32_relu_with_inputs_below_1_is_judged_at_their_own_size():
+    """|x|_inf = 0.2 and 4e-4 from the kink: t = 2^-14 (a quarter of the kink distance), t |u| about 5.5e-5, and
+    0.2 / 5.5e-5 is below 4503.6: the per-argument test resolves (a scale floored at 1 would not). The joint
+    test's half step does not resolve (no joint calls): 1 + 2 forward, 1 + 1 backward."""
+    impl, calls = counted(RELU, dtype="float32")
+    result = adjoint_only(RELU, impl, relu_case([0.2, -0.05, 4e-4, -0.1]))
+    assert result["dx"].verdict == PASS and "t = 6.10352e-05" in result["dx"].note
+    assert calls == {"forward": 1 + 2, "backward": 1 + 1}
+
+
+def test_a_float32_relu_whose_joint_step_resolves_runs_the_joint_test_first():
+    """|x|_inf = 0.3 and 1e-3 from the kink: the joint half step (about 1.1e-4) resolves inputs of size 0.3 (not
+    inputs of size 1), so the joint test runs (2 forward calls, 1 backward call); at float32 its resolution is
+    far above ADJOINT_JOINT_ACCEPT, so dx is tested alone as well: 1 + 2 + 2 forward, 1 + 1 + 1 backward."""
+    impl, calls = counted(RELU, dtype="float32")
+    result = adjoint_only(RELU, impl, relu_case([0.3, -0.05, 1e-3, -0.1]))
+    assert result["dx"].verdict == PASS and not result["dx"].note.startswith(JOINT)
+    assert calls == {"forward": 1 + 2 + 2, "backward": 1 + 1 + 1}
