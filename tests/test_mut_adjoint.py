@@ -162,3 +162,75 @@ def test_a_float32_relu_whose_joint_step_resolves_runs_the_joint_test_first():
     result = adjoint_only(RELU, impl, relu_case([0.3, -0.05, 1e-3, -0.1]))
     assert result["dx"].verdict == PASS and not result["dx"].note.startswith(JOINT)
     assert calls == {"forward": 1 + 2 + 2, "backward": 1 + 1 + 1}
+
+
+# --- the exactness checks at their bounds: constructed forwards ---------------------------------------------------
+
+def curved(spec, case, c2, c3=0.0):
+    """The op's reference plus c2 f((x - x0)^2) + c3 f((x - x0)^3), x0 the case's x: the same gradient at the
+    case (the added terms are flat there), a second difference of 2 c2 t^2 f(u^2) along u and an odd part of
+    2 c3 t^3 f(u^3), counted."""
+    ref, x0 = spec.reference.forward, case.arrays["x"]
+
+    def forward(x, **hyper):
+        e = x - x0
+        return ref(x, **hyper) + c2 * ref(e * e, **hyper) + c3 * ref(e * e * e, **hyper)
+
+    return counted(spec, forward=forward)
+
+
+#: on this mean-pool case c2 = 6.02e-6 puts the relative second difference <f(a+) + f(a-) - 2 f(a), v> / (|A d| |v|)
+#: at AFFINE_SECOND_DIFFERENCE = 1e-6; with c2 = 1e-3, c3 = 2.65e-7 puts the odd part's at it
+C2_AT_BOUND, C3_AT_BOUND = 6.02e-6, 2.65e-7
+
+
+def pool_case():
+    return MEANPOOL.make_case(POOL_CONFIG, seed=3)
+
+
+def test_a_second_difference_just_below_the_bound_is_affine_and_needs_no_odd_parts():
+    """Relative second difference 0.9e-6: affine along u as far as the bound can tell, so no odd parts at 2t: the
+    1 + 2 forward calls of the linear case, and the joint verdict."""
+    impl, calls = curved(MEANPOOL, pool_case(), 0.9 * C2_AT_BOUND)
+    result = adjoint_only(MEANPOOL, impl, pool_case())
+    assert result["dx"].verdict == PASS and result["dx"].note.startswith(JOINT)
+    assert calls == {"forward": 1 + 2, "backward": 1 + 1}
+
+
+def test_a_second_difference_just_above_the_bound_computes_the_odd_parts_which_agree_for_degree_2():
+    """Relative second difference 1.1e-6: the odd parts at 2t are computed (2 more forward calls); a quadratic
+    term has none, so the joint verdict stands."""
+    impl, calls = curved(MEANPOOL, pool_case(), 1.1 * C2_AT_BOUND)
+    result = adjoint_only(MEANPOOL, impl, pool_case())
+    assert result["dx"].verdict == PASS and result["dx"].note.startswith(JOINT)
+    assert calls == {"forward": 1 + 4, "backward": 1 + 1}
+
+
+def test_odd_parts_just_above_the_bound_stop_the_joint_test_before_its_backward_call():
+    """A cubic term (relative odd part 1.1e-6) beside a quadratic one: the symmetric difference is not exact, the
+    joint test stops before its backward call, and x tested alone is not affine as declared: 1 + 4 + 2 forward,
+    1 + 1 backward."""
+    impl, calls = curved(MEANPOOL, pool_case(), 1e-3, 1.1 * C3_AT_BOUND)
+    result = adjoint_only(MEANPOOL, impl, pool_case())
+    assert result["dx"].verdict == "fail" and "not affine in x as the spec declares" in result["dx"].note
+    assert calls == {"forward": 1 + 4 + 2, "backward": 1 + 1}
+
+
+def test_odd_parts_just_below_the_bound_reach_the_joint_backward_call_whose_test_then_fails():
+    """Relative odd part 0.9e-6: the symmetric difference counts as exact, the joint backward call is made (one
+    more), and its dot-product test (bound 1e-12) sees the cubic term: x is tested alone as above."""
+    impl, calls = curved(MEANPOOL, pool_case(), 1e-3, 0.9 * C3_AT_BOUND)
+    result = adjoint_only(MEANPOOL, impl, pool_case())
+    assert result["dx"].verdict == "fail" and "not affine in x as the spec declares" in result["dx"].note
+    assert calls == {"forward": 1 + 4 + 2, "backward": 1 + 1 + 1}
+
+
+def test_a_piecewise_linear_forward_with_a_quadratic_term_is_settled_by_the_odd_parts_at_2t():
+    """Max pooling (t = 2^-11) plus 100 (x - x0)^2: the second difference is far above the bound, the odd parts at
+    +-2t (still inside the pieces) agree, and the joint verdict stands: 1 + 4 forward, 1 + 1 backward."""
+    maxpool = get_spec("maxpool2d")
+    case = maxpool.make_case(POOL_CONFIG, seed=3)
+    impl, calls = curved(maxpool, case, 100.0)
+    result = adjoint_only(maxpool, impl, case)
+    assert result["dx"].verdict == PASS and result["dx"].note.startswith(JOINT) and "t = 0.000488281" in result["dx"].note
+    assert calls == {"forward": 1 + 4, "backward": 1 + 1}
