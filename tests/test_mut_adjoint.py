@@ -235,3 +235,23 @@ def test_a_piecewise_linear_forward_with_a_quadratic_term_is_settled_by_the_odd_
     assert result["dx"].verdict == PASS and result["dx"].note.startswith(JOINT)
     assert "t = 0.000488281" in result["dx"].note
     assert calls == {"forward": 1 + 4, "backward": 1 + 1}
+
+
+# --- which upstream gradient settles an argument ----------------------------------------------------------------
+
+def test_each_argument_takes_the_finer_of_its_two_shares():
+    """An argument's joint pass stands where its share resolves ADJOINT_JOINT_ACCEPT for one of the two upstream
+    gradients (v and the case's dy), the finer one. On this dense case (seed 2) every argument resolves with one of
+    them (x and W at 1.9e-11, b at 2.8e-12; with the coarser one x and W would be above 5e-11): 2 backward calls in
+    all; with x scaled by 32, b still resolves at 3.4e-11 with its finer share while x and W are tested alone."""
+    impl, calls = counted(DENSE)
+    result = adjoint_only(DENSE, impl, DENSE.make_case(DENSE_CONFIG, seed=2))
+    assert all(c.verdict == PASS and c.note.startswith(JOINT) for c in result.values()), result
+    assert all(c.resolution <= tolerance.ADJOINT_JOINT_ACCEPT for c in result.values())
+    assert calls == {"forward": 1 + 4, "backward": 1 + 1}
+    made = DENSE.make_case(DENSE_CONFIG, seed=1)
+    impl, calls = counted(DENSE)
+    result = adjoint_only(DENSE, impl, Case("dense", DENSE_CONFIG, {**made.arrays, "x": made.arrays["x"] * 32},
+                                            made.dy, seed=1))
+    assert result["db"].note.startswith(JOINT) and result["db"].resolution == pytest.approx(3.44e-11, rel=1e-2)
+    assert calls["backward"] == 1 + 1 + 2
