@@ -145,9 +145,10 @@ def relu_case(x):
 
 
 def test_a_float32_relu_with_inputs_below_1_is_judged_at_their_own_size():
-    """|x|_inf = 0.2 and 4e-4 from the kink: t = 2^-14 (a quarter of the kink distance), t |u| about 5.5e-5, and
-    0.2 / 5.5e-5 is below 4503.6: the per-argument test resolves (a scale floored at 1 would not). The joint
-    test's half step does not resolve (no joint calls): 1 + 2 forward, 1 + 1 backward."""
+    """|x|_inf = 0.2 and 4e-4 from the kink: t = 2^-14 (t |u| within a quarter of the kink distance, 1e-4, and
+    above half of it), and 0.2 / 1e-4 = 2000 is below 4503.6: the per-argument test resolves (a scale floored at 1
+    would not: 1 / 1e-4 = 10^4). The joint test's half step does not resolve (no joint calls): 1 + 2 forward,
+    1 + 1 backward."""
     impl, calls = counted(RELU, dtype="float32")
     result = adjoint_only(RELU, impl, relu_case([0.2, -0.05, 4e-4, -0.1]))
     assert result["dx"].verdict == PASS and "t = 6.10352e-05" in result["dx"].note
@@ -155,8 +156,8 @@ def test_a_float32_relu_with_inputs_below_1_is_judged_at_their_own_size():
 
 
 def test_a_float32_relu_whose_joint_step_resolves_runs_the_joint_test_first():
-    """|x|_inf = 0.3 and 1e-3 from the kink: the joint half step (about 1.1e-4) resolves inputs of size 0.3 (not
-    inputs of size 1), so the joint test runs (2 forward calls, 1 backward call); at float32 its resolution is
+    """|x|_inf = 0.3 and 1e-3 from the kink: the joint half step (at most 1.25e-4) resolves inputs of size 0.3 here
+    (never inputs of size 1: 1 / 1.25e-4 = 8000 is above 4503.6), so the joint test runs (2 forward calls, 1 backward call); at float32 its resolution is
     far above ADJOINT_JOINT_ACCEPT, so dx is tested alone as well: 1 + 2 + 2 forward, 1 + 1 + 1 backward."""
     impl, calls = counted(RELU, dtype="float32")
     result = adjoint_only(RELU, impl, relu_case([0.3, -0.05, 1e-3, -0.1]))
