@@ -157,8 +157,9 @@ def test_a_float32_relu_with_inputs_below_1_is_judged_at_their_own_size():
 
 def test_a_float32_relu_whose_joint_step_resolves_runs_the_joint_test_first():
     """|x|_inf = 0.3 and 1e-3 from the kink: the joint half step (at most 1.25e-4) resolves inputs of size 0.3 here
-    (never inputs of size 1: 1 / 1.25e-4 = 8000 is above 4503.6), so the joint test runs (2 forward calls, 1 backward call); at float32 its resolution is
-    far above ADJOINT_JOINT_ACCEPT, so dx is tested alone as well: 1 + 2 + 2 forward, 1 + 1 + 1 backward."""
+    (never inputs of size 1: 1 / 1.25e-4 = 8000 is above 4503.6), so the joint test runs (2 forward calls, 1
+    backward call); at float32 its resolution is far above ADJOINT_JOINT_ACCEPT, so dx is tested alone as well:
+    1 + 2 + 2 forward, 1 + 1 + 1 backward."""
     impl, calls = counted(RELU, dtype="float32")
     result = adjoint_only(RELU, impl, relu_case([0.3, -0.05, 1e-3, -0.1]))
     assert result["dx"].verdict == PASS and not result["dx"].note.startswith(JOINT)
