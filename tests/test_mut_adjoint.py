@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from cnn_gradcheck import tolerance
-from cnn_gradcheck.adjoint import adjoint_oracle, exact_step
-from cnn_gradcheck.calls import evaluate
+from cnn_gradcheck.adjoint import exact_step
 from cnn_gradcheck.compare import NA, PASS
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.runner import check_case

@@ -12,7 +12,7 @@ from cnn_gradcheck.adjoint import adjoint_oracle
 from cnn_gradcheck.calls import evaluate
 from cnn_gradcheck.compare import PASS, compare_arrays
 from cnn_gradcheck.registry import get_spec
-from cnn_gradcheck.spec import Case, Implementation, as_grad_dict
+from cnn_gradcheck.spec import Case, Implementation
 
 EPS = 2.0**-52
 EPS32 = 2.0**-23
