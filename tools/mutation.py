@@ -115,6 +115,8 @@ EQUIVALENT = {
         "(Ho + 1) * S + 1: delta_full longer by 2 S zero rows, as above",
     ("reference/conv2d.py", "`2` -> `3`", "delta_full = np.zeros((N, C_out, reach_h + 2 * eh, reach_w + 2 * ew))"):
         "a wider zero frame around delta: the extra cells are zeros and beyond what the loops read",
+    ("reference/conv_matrix.py", "`2` -> `3`", "dxp = np.zeros((N, C_in, H + 2 * ph, W + 2 * pw))"):
+        "a wider zero frame for the padded dx: col2im adds only inside H + 2 ph, W + 2 pw, and dx is cropped at ph, pw",
     ("reference/pooling.py", "unary `-` removed", "best, where = -np.inf, None"):
         "the first cell is taken whatever best starts at (`where is None`), so the initial best is never compared",
     ("reference/printed.py", "unary `-` removed", "f = 1.0 / (1.0 + np.exp(-x))"):
