@@ -171,3 +171,12 @@ def test_003_mean_pool_backward_expands_and_divides():
     x, dy = normal(2, 2, 6, 3), normal(2, 2, 2, 1)
     np.testing.assert_allclose(pr.meanpool_backward_003(dy, x, (3, 3), (3, 3))[0],
                                pooling.meanpool2d_backward(dy, x, 3, 3)[0], rtol=1e-12)
+
+
+def test_the_printed_softmax_is_shifted_by_its_largest_logit_so_a_wide_range_stays_finite():
+    """Logits 0 and 800: exp(x - max) is finite, exp(x - min) would overflow to inf (and give NaN)."""
+    row = np.array([0.0, 800.0])
+    np.testing.assert_allclose(pr._softmax(row), [0.0, 1.0], atol=1e-300)
+    jacobian = pr.softmax_jacobian_004(row, "intermediate")
+    assert np.all(np.isfinite(jacobian))             # y = (0, 1): y (1 - y) = 0 on the diagonal, e_i e_j / S^2 = 0
+    np.testing.assert_allclose(jacobian, np.zeros((2, 2)), atol=1e-300)

@@ -117,6 +117,15 @@ EQUIVALENT = {
         "a wider zero frame around delta: the extra cells are zeros and beyond what the loops read",
     ("reference/conv_matrix.py", "`2` -> `3`", "dxp = np.zeros((N, C_in, H + 2 * ph, W + 2 * pw))"):
         "a wider zero frame for the padded dx: col2im adds only inside H + 2 ph, W + 2 pw, and dx is cropped at ph, pw",
+    ("reference/network.py", "`True` -> `False`", "@dataclass(frozen=True)"):
+        "nothing assigns to the record's fields after it is built; frozen only forbids it",
+    ("reference/printed.py", "`0` -> `1`", "def maxpool_backward_000(dy, x, kernel, stride, padding=0):"):
+        "the transcribed backward never reads padding (the text's window has none)",
+    ("reference/printed.py", "`0.0` -> `1.0`", "y = np.maximum(0.0, x)"):
+        "the printed mask y >= 0 holds for every y = max(c, x) with c >= 0: it passes dy everywhere either way "
+        "(the printed mistake)",
+    ("reference/printed.py", "`0.0` -> `1.0`", "return (np.where(y >= 0, dy, 0.0),)"):
+        "the printed mask y >= 0 is always true (y = max(0, x)), so the else value is never taken",
     ("reference/pooling.py", "unary `-` removed", "best, where = -np.inf, None"):
         "the first cell is taken whatever best starts at (`where is None`), so the initial best is never compared",
     ("reference/printed.py", "unary `-` removed", "f = 1.0 / (1.0 + np.exp(-x))"):
