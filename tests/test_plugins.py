@@ -265,7 +265,7 @@ def test_torch_plugin_on_cuda_is_checked_the_same_way():
 
 def test_a_users_test_file(monkeypatch):
     """examples/test_my_layer.py, as a user would run it (with few examples here, to keep the suite fast)."""
-    settings.register_profile("plugin-test", settings(settings.get_profile(profiles.active_profile()),
+    settings.register_profile("plugin-test", settings(profiles.get(),
                                                       max_examples=4))
     try:
         settings.load_profile("plugin-test")
