@@ -311,13 +311,18 @@ def _fenced_block_after(path: str, heading: str) -> list[str]:
     return lines[opening + 1:closing]
 
 
-def test_command_line_option_errors_are_usage_errors(pytester):
-    """A bad --plugin-max-examples stops pytest with a message naming the option (no traceback)."""
+@pytest.mark.parametrize("option, value, message", [
+    ("--plugin-max-examples", "-1", "--plugin-max-examples must be a positive number of generated cases, not -1"),
+    ("--plugin-time-limit", "0", "--plugin-time-limit must be a positive number of seconds, not 0.0"),
+])
+def test_command_line_option_errors_are_usage_errors(pytester, option, value, message):
+    """A bad --plugin-max-examples or --plugin-time-limit stops pytest with a message naming the option (no
+    traceback)."""
     run = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--plugin",
-                                       "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-max-examples", "-1")
+                                       "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", option, value)
     out, err = run.stdout.str(), run.stderr.str()
     assert run.ret == 4, out + err  # pytest's usage-error exit code
-    assert "--plugin-max-examples must be a positive number of generated cases, not -1" in err
+    assert message in err
     assert "Traceback" not in out + err
 
 
