@@ -42,7 +42,7 @@ from cnn_gradcheck.spec import as_grad_dict
 from .sizes import FAMILIES, config_near, input_elements
 from .torch_backed import as_autograd_function, torch_backed
 
-ERRORS = (1e-2, 1e-4, 1e-6, 1e-8)
+ERRORS = (1e-2, 1e-4, 1e-6, 1e-8, 1e-10)
 SIZES = (1e2, 1e3, 1e4, 1e5, 1e6)
 #: repeats of one checker on one case stop once they have taken this long (a check at 1e6 takes seconds)
 REPEAT_BUDGET_S = 5.0
@@ -233,7 +233,7 @@ def _calls(n, row) -> str:
 
 
 HEADER = ("| op | input elements | output elements | checker | median time | time / gradcheck fast | forward calls | "
-          "backward calls | false alarm | caught 1e-2 | 1e-4 | 1e-6 | 1e-8 | smallest caught | note |")
+          "backward calls | false alarm | caught 1e-2 | 1e-4 | 1e-6 | 1e-8 | 1e-10 | smallest caught | note |")
 
 
 def smallest_caught(row: Row) -> str:

@@ -167,7 +167,7 @@ def _recomputed(result) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Expected (PyTorch) and got (the implementation) for every quantity, when no comparison kept arrays (a failure
     seen only by finite differences)."""
     from .calls import evaluate
-    from .oracles import torch_outputs
+    from .probes import torch_outputs
 
     y, grads = torch_outputs(result.spec, result.case)
     evaluation = evaluate(result.spec, result.impl, result.case)
@@ -178,7 +178,7 @@ def _recomputed(result) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def diagnose_result(result) -> list[Diagnosis]:
     """A diagnosis for every failing quantity of a CaseResult."""
-    from .oracles import magnitudes
+    from .probes import magnitudes
     from .report import true_op_agrees
 
     wrong = []
@@ -318,7 +318,7 @@ def _on_a_wider_case(result, small: Diagnosis) -> Diagnosis:
     taken when the quantity is wrong there too and the diagnosis there is unambiguous; a constant fitted on both
     is named as the product of sizes that gives both values."""
     from .calls import evaluate
-    from .oracles import magnitudes, torch_outputs
+    from .probes import magnitudes, torch_outputs
 
     spec, quantity = result.spec, small.quantity
     config = wider_config(spec, result.case.config, getattr(result, "limits", {}))

@@ -29,7 +29,8 @@ import torch
 from . import finite_diff, tolerance
 from .calls import ImplementationError, evaluate
 from .compare import FAIL, KINK, PASS, Comparison, compare_arrays
-from .oracles import kink_reason, magnitudes, torch_outputs
+from .oracles import kink_reason
+from .probes import magnitudes, torch_outputs
 from .spec import Case, Implementation, OpSpec, quantity_label
 
 DATA_ARGS = ("x", "y")
@@ -42,7 +43,7 @@ DATA_ARGS = ("x", "y")
 def numgradcheck(spec: OpSpec, impl: Implementation, case: Case) -> list[Comparison]:
     """One comparison per differentiable argument with finite differences element by element
     (``finite_diff.fd_gradient``, each element judged by policy 2; the worst element is reported), and one per
-    argument with PyTorch autograd (policy 1, the magnitudes of ``oracles.magnitudes``). The loss's upstream
+    argument with PyTorch autograd (policy 1, the magnitudes of ``probes.magnitudes``). The loss's upstream
     gradient is 1."""
     case = Case(case.op, case.config, case.arrays, np.asarray(1.0), case.seed)
     evaluation = evaluate(spec, impl, case)

@@ -16,7 +16,7 @@ that picks any single tied cell (the first, the last, torch's) passes.
 from __future__ import annotations
 
 from .compare import Comparison, compare_arrays
-from .oracles import magnitudes, torch_outputs
+from .probes import magnitudes, torch_outputs
 from .spec import Case, Implementation, OpSpec, kink_distance, quantity_label
 from . import tolerance
 

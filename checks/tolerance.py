@@ -26,13 +26,13 @@ gradient as a rounding residue (LayerNorm over one element), float64 realisation
        dgamma over rows of one value.
    1b. the measured noise: ESTIMATE_SAFETY * eps * max_r |q32_r - q64_r| / eps(float32), over PROBE_SAMPLES
        realisations r: the torch op with its inputs stored and computed in float32, at the case and at points
-       jittered by PROBE_JITTER (``oracles.rounding_estimates``; drawn lazily: one realisation first, all of them
+       jittered by PROBE_JITTER (``probes.rounding_estimates``; drawn lazily: one realisation first, all of them
        only for a comparison that would fail with one, since more can only widen the tolerance). It sees what |inputs| cannot: cancellation inside
        the op (BatchNorm's dx over two elements, 1 - tanh^2, f (1 - f), softmax's y (dy - sum y dy), p - t, a
        saturated sigmoid deep in a network: toolbox_cnn's db1) and the inputs' own rounding (logits of 800 move by
        ~1e-13 in float64, ~5e-5 in float32). Scaled by eps(dtype) / eps(float32) to the plug-in's precision.
        For a gradient the further realisations include the oracle's own precision: |g64(c dy) / c - g64(dy)| /
-       eps(float64) for c = 2^k + 1, k in PROBE_DY_SHIFTS (``oracles._realised_gradients``). A gradient is exactly
+       eps(float64) for c = 2^k + 1, k in PROBE_DY_SHIFTS (``probes._realised_gradients``). A gradient is exactly
        linear in dy (dy^T J), so g(c dy) / c is the same exact quantity with every product with dy, and every sum
        after it, rounded afresh; c dy and c g64 are split error-free (TwoSum), so the difference is the backward's
        own rounding, not that of c dy or of a division (which would add ~eps |g|). This is the floor of a

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from cnn_gradcheck import oracles, tolerance
+from cnn_gradcheck import probes, tolerance
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.runner import check_case
 
@@ -41,10 +41,10 @@ def test_the_known_case_was_a_false_alarm_without_the_declaration_and_passes_wit
 def test_the_residue_does_not_depend_on_dy_so_the_realisations_at_c_dy_repeat_it():
     config, seed = KNOWN
     case = LAYERNORM.make_case(config, seed)
-    _, g64 = oracles.torch_reference(LAYERNORM, case)
+    _, g64 = probes.torch_reference(LAYERNORM, case)
     residue = abs(float(g64["gamma"][0]))
     realised = [tolerance.realised_noise(r["gamma"]) * tolerance.eps_of("float64")
-                for r in oracles._realised_gradients(LAYERNORM, case, g64, 2)]
+                for r in probes._realised_gradients(LAYERNORM, case, g64, 2)]
     assert residue > 1e-13 and max(realised) < 1e-6 * residue
 
 

@@ -5,7 +5,7 @@ realisations, the further ones at jittered points nearby."""
 import numpy as np
 import pytest
 
-from cnn_gradcheck import oracles, tolerance
+from cnn_gradcheck import probes, tolerance
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.spec import Case
 
@@ -21,7 +21,7 @@ def dense_case(seed=3):
 def test_magnitudes_are_the_op_on_absolute_inputs_and_upstream_gradient():
     case = dense_case()
     x, W, b, dy = case.arrays["x"], case.arrays["W"], case.arrays["b"], case.dy
-    m = oracles.magnitudes(DENSE, case)
+    m = probes.magnitudes(DENSE, case)
     np.testing.assert_allclose(m["forward"], np.abs(x) @ np.abs(W) + np.abs(b), rtol=1e-14)
     np.testing.assert_allclose(m["dx"], np.abs(dy) @ np.abs(W).T, rtol=1e-14)
     np.testing.assert_allclose(m["dW"], np.abs(x).T @ np.abs(dy), rtol=1e-14)
@@ -33,16 +33,16 @@ def test_the_forwards_floor_is_the_inputs_rounding_carried_through_the_op():
     x, W, b, dy = case.arrays["x"], case.arrays["W"], case.arrays["b"], case.dy
     dx, dW, db = dy @ W.T, x.T @ dy, dy.sum(axis=0)
     floor = (np.sum(np.abs(dx * x)) + np.sum(np.abs(dW * W)) + np.sum(np.abs(db * b))) / np.sum(np.abs(dy))
-    estimates = oracles.rounding_estimates(DENSE, case)
+    estimates = probes.rounding_estimates(DENSE, case)
     assert estimates["forward"].floor == pytest.approx(floor, rel=1e-12)
     assert all(estimates[q].floor == 0.0 for q in ("dx", "dW", "db"))       # gradients: measured noise only
 
 
 def test_the_measured_noise_is_the_largest_of_probe_samples_realisations():
     case = dense_case()
-    one = oracles.rounding_estimates(DENSE, case, 1)
-    every = oracles.rounding_estimates(DENSE, dense_case(), tolerance.PROBE_SAMPLES)
-    default = oracles.rounding_estimates(DENSE, dense_case())
+    one = probes.rounding_estimates(DENSE, case, 1)
+    every = probes.rounding_estimates(DENSE, dense_case(), tolerance.PROBE_SAMPLES)
+    default = probes.rounding_estimates(DENSE, dense_case())
     assert set(one) == set(every) == {"forward", "dx", "dW", "db"}
     assert all(default[q] == every[q] for q in every)                      # the default is PROBE_SAMPLES
     assert all(every[q].measured >= one[q].measured > 0 for q in every)
@@ -53,7 +53,7 @@ def test_the_measured_noise_is_the_largest_of_probe_samples_realisations():
 
 def test_a_jittered_case_moves_every_input_and_dy_by_at_most_probe_jitter_relative():
     case = dense_case()
-    nearby = oracles._jittered(DENSE, case, np.random.default_rng(0))
+    nearby = probes._jittered(DENSE, case, np.random.default_rng(0))
     assert nearby is not None and nearby.config == case.config and nearby.seed == case.seed
     for n, a in case.arrays.items():
         moved = nearby.arrays[n]
@@ -69,7 +69,7 @@ def test_forward_error_is_the_float32_forward_minus_the_float64_forward():
     x, W, b = (torch.tensor(case.arrays[n], dtype=torch.float32) for n in ("x", "W", "b"))
     y32 = (x @ W + b).to(torch.float64).numpy()
     y64 = case.arrays["x"] @ case.arrays["W"] + case.arrays["b"]
-    error = oracles.forward_error(DENSE, case)
+    error = probes.forward_error(DENSE, case)
     assert error is not None and np.max(np.abs(error)) > 0
     np.testing.assert_allclose(error, y32 - y64, rtol=0, atol=1e-12)
 
@@ -98,8 +98,8 @@ def test_a_comparison_that_fails_with_one_probe_realisation_is_judged_with_all_o
         reduction_length=lambda c: 1, description="the identity, computed through a large shift")
     case = spec.make_case({"n": 3}, seed=1)
     assert np.all(case.arrays["x"] % 16 == 0)
-    one = oracles.rounding_estimates(spec, case, 1)["forward"]
-    every = oracles.rounding_estimates(spec, case)["forward"]
+    one = probes.rounding_estimates(spec, case, 1)["forward"]
+    every = probes.rounding_estimates(spec, case)["forward"]
     assert one.measured == 0.0 and every.measured > 0.0                    # the case rounds exactly, nearby not
     off = Implementation("identity off by 1e-13", lambda x: np.asarray(x, dtype=np.float64) * (1 + 1e-13),
                          lambda dy, x: (dy,))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import strategies as st
 
-from cnn_gradcheck import oracles, tolerance
+from cnn_gradcheck import oracles, probes, tolerance
 from cnn_gradcheck.compare import FAIL, PASS, Comparison
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.runner import check_case
@@ -48,11 +48,11 @@ def test_the_jitters_reach_is_the_largest_input_over_every_array_and_element():
     and 0.0008 from its kink (reach 1.2e-4 < 2e-4) is jittered; the same x with w = 8 (reach 2e-3) is not, nor is x
     of size 8 whatever the smallest |x|; an input below 1 is taken at its own size (not floored at 1: 2.4e-4)."""
     relu, two = get_spec("relu"), two_argument_relu_spec()
-    assert oracles._jittered(relu, relu_case([0.5, -0.0008, 0.1]), np.random.default_rng(0)) is not None
-    assert oracles._jittered(two, relu_case([0.5, -0.0008, 0.1], [0.1, 0.2, 0.3]), np.random.default_rng(0)) \
+    assert probes._jittered(relu, relu_case([0.5, -0.0008, 0.1]), np.random.default_rng(0)) is not None
+    assert probes._jittered(two, relu_case([0.5, -0.0008, 0.1], [0.1, 0.2, 0.3]), np.random.default_rng(0)) \
         is not None
-    assert oracles._jittered(two, relu_case([0.5, -0.0008, 0.1], [0.1, 8.0, 0.3]), np.random.default_rng(0)) is None
-    assert oracles._jittered(relu, relu_case([8.0, -0.004, 1.0]), np.random.default_rng(0)) is None
+    assert probes._jittered(two, relu_case([0.5, -0.0008, 0.1], [0.1, 8.0, 0.3]), np.random.default_rng(0)) is None
+    assert probes._jittered(relu, relu_case([8.0, -0.004, 1.0]), np.random.default_rng(0)) is None
 
 
 def test_a_jitter_reaching_exactly_a_quarter_of_the_kink_distance_still_moves_the_inputs():
@@ -60,8 +60,8 @@ def test_a_jitter_reaching_exactly_a_quarter_of_the_kink_distance_still_moves_th
     relu = get_spec("relu")
     at = relu_case([8.0, -2.0**-7, 1.0])
     assert J * 8.0 == tolerance.ADJOINT_KINK_SHARE * 2.0**-7
-    assert oracles._jittered(relu, at, np.random.default_rng(0)) is not None
-    assert oracles._jittered(relu, relu_case([8.0, -2.0**-7 * (1 - 1e-12), 1.0]), np.random.default_rng(0)) is None
+    assert probes._jittered(relu, at, np.random.default_rng(0)) is not None
+    assert probes._jittered(relu, relu_case([8.0, -2.0**-7 * (1 - 1e-12), 1.0]), np.random.default_rng(0)) is None
 
 
 def test_a_jittered_point_is_each_element_times_1_plus_jitter_times_a_uniform_draw_in_minus_1_1():
@@ -72,7 +72,7 @@ def test_a_jittered_point_is_each_element_times_1_plus_jitter_times_a_uniform_dr
     rng = np.random.default_rng(7)
     arrays = {"x": rng.standard_normal((10, 10)), "W": rng.standard_normal((10, 10)), "b": rng.standard_normal(10)}
     case = Case("dense", {"N": 10, "m": 10, "n": 10}, arrays, rng.standard_normal((10, 10)), seed=7)
-    nearby = oracles._jittered(dense, case, np.random.default_rng(42))
+    nearby = probes._jittered(dense, case, np.random.default_rng(42))
     draws = np.random.default_rng(42)
     for n in ("x", "W", "b"):
         expected = arrays[n] * (1 + J * draws.uniform(-1, 1, size=arrays[n].shape))
@@ -103,11 +103,11 @@ def test_an_op_without_a_float32_version_has_no_measured_noise_only_its_floor():
     the float64 realisations of dx (2 c dy rounds exactly: powers of 2) add nothing."""
     spec = float64_only_spec()
     case = spec.make_case({"n": 3}, seed=2)
-    estimates = oracles.rounding_estimates(spec, case)
+    estimates = probes.rounding_estimates(spec, case)
     assert estimates["forward"].measured == 0.0 and estimates["dx"].measured == 0.0
     x, dy = case.arrays["x"], case.dy
     assert estimates["forward"].floor == pytest.approx(np.sum(np.abs(2 * dy * x)) / np.sum(np.abs(dy)), rel=1e-14)
-    assert oracles.forward_error(spec, case) is None
+    assert probes.forward_error(spec, case) is None
     assert check_case(spec, spec.reference, case, oracles=("pytorch",)).passed
 
 
@@ -116,7 +116,7 @@ def test_realisations_that_torch_cannot_compute_are_an_empty_list():
     spec = float64_only_spec()
     failing = OpSpec(**{**spec.__dict__, "torch_forward": lambda x: (_ for _ in ()).throw(RuntimeError("no"))})
     case = failing.make_case({"n": 3}, seed=2)
-    assert oracles._realised_gradients(failing, case, {"x": 2 * case.dy}, 2) == []
+    assert probes._realised_gradients(failing, case, {"x": 2 * case.dy}, 2) == []
 
 
 # --- the float64 realisations at c dy ---------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def test_two_sum_gives_the_rounded_sum_and_its_exact_remainder():
     """s = fl(a + b) and e = a + b - s exactly, |e| <= eps |s| / 2."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal(50) * 3.0, rng.standard_normal(50) * 1e-3
-    s, e = oracles._two_sum(a, b)
+    s, e = probes._two_sum(a, b)
     assert np.array_equal(s, a + b)
     assert np.any(e != 0) and np.all(np.abs(e) <= EPS / 2 * np.abs(s))
     assert all(Fraction(si) + Fraction(ei) == Fraction(ai) + Fraction(bi) for si, ei, ai, bi in zip(s, e, a, b))
@@ -153,12 +153,12 @@ def test_the_float64_realisations_are_the_backwards_rounding_at_3_dy_and_5_dy_ov
     dy = np.array(1.0 / 3.0 + 1e-3)
     case = Case("weighted_sum", {"n": 64}, {"x": rng.standard_normal(64)}, dy, seed=1)
     g64 = {"x": dy * w}
-    realised = oracles._realised_gradients(spec, case, g64, 2)
+    realised = probes._realised_gradients(spec, case, g64, 2)
     assert len(realised) == 2
     for k, got in zip((1, 2), realised):
         c = 2.0**k + 1
-        dy_c, e = oracles._two_sum(dy * 2.0**k, dy)
-        hi, lo = oracles._two_sum(g64["x"] * 2.0**k, g64["x"])
+        dy_c, e = probes._two_sum(dy * 2.0**k, dy)
+        hi, lo = probes._two_sum(g64["x"] * 2.0**k, g64["x"])
         expected = ((dy_c * w - hi) + (e * w - lo)) / c
         assert e != 0 and np.any(e * w - lo != 0)
         assert np.array_equal(got["x"], expected), k
@@ -170,9 +170,9 @@ def test_the_float64_realisations_are_the_backwards_rounding_at_3_dy_and_5_dy_ov
 def test_a_lower_precision_plug_ins_forward_is_sized_by_its_terms_and_a_float64_ones_is_not():
     dense = get_spec("dense")
     case = dense.make_case({"N": 3, "m": 4, "n": 3}, seed=3)
-    m = oracles._low_precision_magnitude(dense, case, SimpleNamespace(dtype="float32"))
-    np.testing.assert_array_equal(m, oracles.magnitudes(dense, case)["forward"])
-    assert oracles._low_precision_magnitude(dense, case, SimpleNamespace(dtype="float64")) is None
+    m = probes.low_precision_magnitude(dense, case, SimpleNamespace(dtype="float32"))
+    np.testing.assert_array_equal(m, probes.magnitudes(dense, case)["forward"])
+    assert probes.low_precision_magnitude(dense, case, SimpleNamespace(dtype="float64")) is None
 
 
 # --- finite differences: one argument, and the shares of a joint pass ---------------------------------------------

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from cnn_gradcheck import finite_diff, oracles, tolerance
+from cnn_gradcheck import finite_diff, oracles, probes, tolerance
 from cnn_gradcheck.adjoint import adjoint_oracle
 from cnn_gradcheck.calls import evaluate
 from cnn_gradcheck.compare import PASS, compare_arrays
@@ -68,9 +68,9 @@ def test_the_probe_draws_three_realisations_by_default():
     """PROBE_SAMPLES = 3 (the case and two jittered points: 'the largest of three rarely' is small by chance). On
     this case a fourth realisation would raise the measured noise, so the default is not more than three."""
     dense = get_spec("dense")
-    default = oracles.rounding_estimates(dense, dense_case())
-    three = oracles.rounding_estimates(dense, dense_case(), 3)
-    four = oracles.rounding_estimates(dense, dense_case(), 4)
+    default = probes.rounding_estimates(dense, dense_case())
+    three = probes.rounding_estimates(dense, dense_case(), 3)
+    four = probes.rounding_estimates(dense, dense_case(), 4)
     assert all(default[q] == three[q] for q in three)
     assert any(four[q].measured > three[q].measured for q in three)
 
@@ -80,7 +80,7 @@ def test_the_probes_jitter_is_2_to_the_minus_12_relative():
     elements) the largest move uses more than half of it."""
     dense = get_spec("dense")
     case = dense_case(shape=(6, 5, 3))
-    nearby = oracles._jittered(dense, case, np.random.default_rng(0))
+    nearby = probes._jittered(dense, case, np.random.default_rng(0))
     moves = [np.abs(nearby.arrays[n] / case.arrays[n] - 1) for n in case.arrays] + [np.abs(nearby.dy / case.dy - 1)]
     largest = max(float(np.max(m)) for m in moves)
     assert 2.0**-13 < largest <= 2.0**-12 * (1 + 1e-9)
@@ -92,10 +92,10 @@ def test_the_probe_is_not_jittered_where_2_to_the_minus_12_could_reach_a_quarter
     relu = get_spec("relu")
     x = np.array([[8.0, -0.004, 1.0]])
     near = Case("relu", {"N": 1, "K": 3}, {"x": x}, np.ones((1, 3)), seed=0)
-    assert oracles._jittered(relu, near, np.random.default_rng(0)) is None
+    assert probes._jittered(relu, near, np.random.default_rng(0)) is None
     x = np.array([[8.0, -0.01, 1.0]])
     far = Case("relu", {"N": 1, "K": 3}, {"x": x}, np.ones((1, 3)), seed=0)
-    assert oracles._jittered(relu, far, np.random.default_rng(0)) is not None
+    assert probes._jittered(relu, far, np.random.default_rng(0)) is not None
     # with a jitter of 2^-13 the first case would be jittered (reach 0.00098 < 0.001)
     assert 8 * 2.0**-13 < 0.25 * 0.004 < 8 * 2.0**-12
 
@@ -129,14 +129,14 @@ def test_the_float64_realisations_of_a_gradient_are_at_3_dy_and_5_dy():
             out[n] = ((g_c - hi) + (g_e - lo)) / c
         return out
 
-    realised = oracles._realised_gradients(dense, case, g64, 2)
+    realised = probes._realised_gradients(dense, case, g64, 2)
     assert len(realised) == 2
     for got, k in zip(realised, (1, 2)):
         for n in g64:
             assert np.array_equal(got[n], realisation(k)[n]), (k, n)
     assert any(not np.array_equal(realisation(3)[n], realisation(2)[n]) for n in ("x", "W"))
     # and they enter the gradients' estimates per unit eps(float64)
-    estimates = oracles.rounding_estimates(dense, case)
+    estimates = probes.rounding_estimates(dense, case)
     for n in ("x", "W"):
         again = max(tolerance.realised_noise(r[n]) for r in realised)
         assert estimates[f"d{n}"].measured >= again

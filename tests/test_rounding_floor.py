@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import Phase, settings, strategies as st
 
-from cnn_gradcheck import oracles, tolerance
+from cnn_gradcheck import probes, tolerance
 from cnn_gradcheck.generic import check
 from cnn_gradcheck.registry import get_spec
 from cnn_gradcheck.runner import check_case
@@ -72,22 +72,22 @@ def residue_size(case: Case) -> float:
 
 def test_torch_computes_dx_over_one_element_as_the_residue_of_two_associations():
     case = known_case()
-    _, g64 = oracles.torch_outputs(LAYERNORM, case)
-    _, g32 = oracles.torch_outputs(LAYERNORM, case, dtype=torch.float32)
+    _, g64 = probes.torch_outputs(LAYERNORM, case)
+    _, g32 = probes.torch_outputs(LAYERNORM, case, dtype=torch.float32)
     dy, gamma = case.dy, case.arrays["gamma"]
     rstd = 1 / np.sqrt(0.0 + case.config["eps"])
     assert np.array_equal(g64["x"], (rstd * dy) * gamma - (dy * gamma) * rstd)   # bit for bit
     assert 0 < np.max(np.abs(g64["x"])) <= 2 * residue_size(case)
     assert np.all(g32["x"] == 0)                                  # float32 rounds both associations alike here
     # so the float32 probe alone gave a tolerance far below the residue: the old false alarm
-    one = oracles.rounding_estimates(LAYERNORM, case, 1)["dx"]
+    one = probes.rounding_estimates(LAYERNORM, case, 1)["dx"]
     assert tolerance.rounding_tolerance(g64["x"], 2, estimate=one) < 1e-20
 
 
 def test_the_float64_realisations_are_of_the_residues_size():
     case = known_case()
-    _, g64 = oracles.torch_outputs(LAYERNORM, case)
-    every = oracles.rounding_estimates(LAYERNORM, case)["dx"]
+    _, g64 = probes.torch_outputs(LAYERNORM, case)
+    every = probes.rounding_estimates(LAYERNORM, case)["dx"]
     assert every.measured * EPS64 >= np.max(np.abs(g64["x"]))     # never below torch's own residue here
     assert every.measured * EPS64 <= 4 * residue_size(case)      # and no more than the residue's size
     assert tolerance.realised_noise(np.array([0.0, -4 * EPS64, np.nan])) == 4.0
@@ -99,11 +99,11 @@ def test_the_float64_realisations_are_error_free_around_the_backward():
     the realisations differ from g64 by exactly 0, not by the rounding of c dy or of a division by c."""
     relu = get_spec("relu")
     case = relu.make_case({"N": 3, "K": 4, "offset": 0.0}, 1)
-    _, g64 = oracles.torch_outputs(relu, case)
-    realised = oracles._realised_gradients(relu, case, g64, len(tolerance.PROBE_DY_SHIFTS))
+    _, g64 = probes.torch_outputs(relu, case)
+    realised = probes._realised_gradients(relu, case, g64, len(tolerance.PROBE_DY_SHIFTS))
     assert len(realised) == len(tolerance.PROBE_DY_SHIFTS)
     assert all(np.all(r["x"] == 0) for r in realised)
-    s, e = oracles._two_sum(2.0 * case.dy, case.dy)              # fl(3 dy) and its exact remainder
+    s, e = probes._two_sum(2.0 * case.dy, case.dy)              # fl(3 dy) and its exact remainder
     assert np.any(e != 0)                                         # 3 dy does round here ...
     assert all(Fraction(a) + Fraction(b) == 3 * Fraction(d)       # ... and s + e is 3 dy exactly
                for a, b, d in zip(s.ravel(), e.ravel(), case.dy.ravel()))

@@ -53,6 +53,7 @@ DEFAULT_MODULES = [
     "reference/logit_losses.py", "reference/pooling_modes.py", "reference/relu_variants.py",
     "reference/upsampling.py",
     "checks/compare.py", "checks/tolerance.py", "checks/finite_diff.py", "checks/adjoint.py", "checks/oracles.py",
+    "checks/probes.py",
 ]
 
 _EXACT = "tests/test_reference_exact.py"
@@ -94,6 +95,9 @@ SELECTIONS: dict[str, list[str]] = {
     "checks/oracles.py": ["tests/test_mut_oracles_joint.py", _VERDICTS, _JOINT, "tests/test_mut_core_oracles.py",
                           "tests/test_rounding.py", "tests/test_rounding_floor.py", "tests/test_references.py",
                           "tests/test_precision.py", "tests/test_rounding_float32.py"],
+    "checks/probes.py": ["tests/test_mut_oracles_joint.py", _VERDICTS, _JOINT, "tests/test_mut_core_oracles.py",
+                         "tests/test_rounding.py", "tests/test_rounding_floor.py", "tests/test_references.py",
+                         "tests/test_precision.py", "tests/test_rounding_float32.py"],
 }
 
 #: mutants that cannot change behaviour, keyed by (path, mutation, original line) so that they follow the line when
@@ -214,7 +218,7 @@ EQUIVALENT = {
     ("checks/adjoint.py", "`<=` -> `<`", "if resolution <= tolerance.ADJOINT_JOINT_ACCEPT:"):
         "differs only when an argument's share resolves exactly ADJOINT_JOINT_ACCEPT (tolerance / share equal to "
         "5e-11 to the last bit), which no input reaches",
-    ("checks/oracles.py", "`3890` -> `3891`", "rng = np.random.default_rng(case.seed ^ 0x0F32)"):
+    ("checks/probes.py", "`3890` -> `3891`", "rng = np.random.default_rng(case.seed ^ 0x0F32)"):
         "another seed draws other, equally valid jittered points for the rounding probe",
     ("checks/oracles.py", "returned value -> `None`", 'return ""'):
         "kink_reason's empty reason is only tested for truth: None and '' are both false",
