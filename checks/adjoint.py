@@ -53,10 +53,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import calls, finite_diff, tolerance
+from . import calls, finite_diff, probes, tolerance
 from .compare import FAIL, KINK, NA, PASS, Comparison
 from .finite_diff import direction_for
-from .spec import Case, Implementation, OpSpec, kink_distance, ordered_arrays, quantity_label
+from .spec import (Case, Implementation, OpSpec, forward_terms, kink_distance, ordered_arrays,
+                   quantity_label)
 
 ORACLE = "adjoint"
 
@@ -86,6 +87,22 @@ def check_pair(quantity: str, Au, v, u, ATv, note: str = "", dtype: str = "float
     return Comparison(ORACLE, quantity, verdict, err, err / scale, tol, None, lhs, rhs,
                       note=note or f"<A u, v> = {lhs:.17g} (forward) vs <u, A^T v> = {rhs:.17g} (backward)",
                       resolution=resolution)
+
+
+def check_dy_pair(quantity: str, Ad, dy, d: dict, grads: dict, noise: float, dtype: str = "float64") -> Comparison:
+    """The joint test's second identity, <A d, dy> = sum_a <d_a, g_a(dy)>, with the case's own dy and the
+    gradients the evaluation holds (no call): judged by policy 3b, the forward's realistic ``noise`` of one
+    evaluation of <dy, f> (``finite_diff.Stencil.noise``) and the backward's rounding per argument."""
+    lhs = float(np.sum(np.asarray(Ad, dtype=np.float64) * np.asarray(dy, dtype=np.float64)))
+    rhs = float(sum(np.sum(d[n] * np.asarray(g, dtype=np.float64)) for n, g in grads.items()))
+    backward = float(sum(_norm(d[n]) * _norm(g) for n, g in grads.items()))
+    tol = tolerance.adjoint_dy_tolerance(noise, backward, dtype)
+    scale = max(backward, abs(lhs), tolerance.TINY)
+    err = abs(lhs - rhs)
+    verdict = NA if tolerance.too_coarse(tol, scale) else PASS if err <= tol else FAIL
+    return Comparison(ORACLE, quantity, verdict, err, err / scale, tol, None, lhs, rhs,
+                      note=f"<A u, dy> = {lhs:.17g} (forward) vs <u, A^T dy> = {rhs:.17g} (backward)",
+                      resolution=tolerance.resolution(tol, scale))
 
 
 def step_for(spec: OpSpec, name: str, case: Case, u: np.ndarray) -> float:
@@ -164,20 +181,24 @@ def _joint(spec, impl, case, evaluation, names, rng) -> dict[str, Comparison]:
     v = direction_for(Ad, rng)
     pieces = _norm(Ad) * _norm(v)
     second = abs(float(np.sum((stencil.at(t) + stencil.at(-t) - 2 * stencil.at(0.0)) * v)))
+    read = [t, -t]  # the steps whose outputs the test reads (their rounding sizes policy 3b's noise)
     if tolerance.pieces_changed(second, pieces, evaluation.dtype):
         odd = abs(float(np.sum((stencil.at(2 * t) - stencil.at(-2 * t) - 2 * Ad) * v)))
         if tolerance.pieces_changed(odd, pieces, evaluation.dtype):
             return {}
+        read += [2 * t, -2 * t]
     ATv = _backward_at(spec, impl, case, v, names)
     labels = [quantity_label(n) for n in names]
     flat = lambda parts: np.concatenate([np.ravel(parts[n]) for n in names])  # noqa: E731
     # two upstream gradients, two tests: v aligned with A d (one backward call; a backward that ignores its dy
     # fails it) and the case's own dy, whose gradients the evaluation already holds (u is aligned with them, so
     # every argument has its share of <d, A^T dy>: ``finite_diff.balanced``)
-    dy = np.asarray(case.dy, dtype=np.float64)
+    grads = {n: evaluation.grads[n] for n in names}
+    noise = stencil.noise(read, case.dy, grads, forward_terms(spec, case.config),
+                          evaluation.dtype, probes.low_precision_magnitude(spec, case, evaluation),
+                          probes.forward_error(spec, case))
     tests = [(check_pair(" + ".join(labels), Ad, v, flat(d), flat(ATv), dtype=evaluation.dtype), ATv),
-             (check_pair(" + ".join(labels), Ad, dy, flat(d), flat(evaluation.grads), dtype=evaluation.dtype),
-              evaluation.grads)]
+             (check_dy_pair(" + ".join(labels), Ad, case.dy, d, grads, noise, evaluation.dtype), grads)]
     if any(test.verdict != PASS for test, _ in tests):
         return {}
     out = {}

@@ -138,6 +138,7 @@ class Stencil:
         self.directions = {n: np.asarray(v, dtype=np.float64) for n, v in directions.items()}
         self.start = {n: np.asarray(arrays[n], dtype=np.float64) for n in directions}
         self.outputs = {0.0: np.asarray(y0, dtype=np.float64)}
+        self.noises: dict[tuple, float] = {}
 
     def moved(self, t: float) -> dict[str, np.ndarray]:
         """a + t u for the moved arguments (as stored: what the implementation receives)."""
@@ -149,6 +150,30 @@ class Stencil:
             self.outputs[t] = np.asarray(self.forward({**self.arrays, **self.moved(t)}), dtype=np.float64)
         return self.outputs[t]
 
+    def noise(self, steps, dy, grads: Mapping[str, np.ndarray], reduction_length: int, dtype: str = "float64",
+              magnitude=None, forward_error=None) -> float:
+        """Policy 2's rounding noise of one phi(t) = <dy, f(a + t u)> over ``steps`` (``tolerance.output_noise``),
+        computed once per set of steps: the finite-difference oracle and the adjoint test's second identity read
+        the same number. Each phi(t) carries the rounding of f(a + t u) at its own size: larger than f(a)'s where
+        t u is large (t = 1), and not 0 where f(a) is (a loss at its exact minimum, y = t): the size is the largest
+        over every output at those steps. (A stencil belongs to one case: dy, K and the probes are the case's.)
+        Where the noise over more steps is known already, that one is returned: an over-estimate (a larger size,
+        a longer reach), so never a narrower tolerance, and no second pass over the outputs."""
+        key = (frozenset(steps), dtype)
+        known = next((k for k in self.noises if k[1] == dtype and k[0] >= key[0]), None)
+        if known is not None:
+            return self.noises[known]
+        if key not in self.noises:
+            size = np.abs(self.outputs[0.0])
+            for t in steps:
+                size = np.maximum(size, np.abs(self.at(t)))
+            if magnitude is not None:
+                size = np.maximum(size, np.abs(np.asarray(magnitude, dtype=np.float64)))
+            reach = max(abs(t) for t in steps)
+            self.noises[key] = tolerance.output_noise(dy, self.outputs[0.0], reduction_length, dtype, size,
+                                                      forward_error, _input_sensitivity(grads, self, reach))
+        return self.noises[key]
+
 
 def _input_sensitivity(grads: Mapping[str, np.ndarray], stencil: Stencil, reach: float) -> float:
     """|g (|a| + reach |u|)|_2: the moved inputs are stored at the plug-in's precision at every step, which moves
@@ -156,6 +181,11 @@ def _input_sensitivity(grads: Mapping[str, np.ndarray], stencil: Stencil, reach:
     return math.sqrt(sum(float(np.sum((np.asarray(grads[n], dtype=np.float64)
                                        * (np.abs(stencil.start[n]) + reach * np.abs(v))) ** 2))
                          for n, v in stencil.directions.items()))
+
+
+def short_steps(t: float) -> list[float]:
+    """The short stencil's steps: t, -t, 2t, -2t."""
+    return [s * k * t for k in D4_WEIGHTS for s in (1, -1)]
 
 
 def short_check(phi: Callable[[float], float], claimed: float, scale: float, noise: float, t: float,
@@ -205,28 +235,19 @@ def check_joint(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], array
     claimed = float(sum(np.sum(p) for p in products))
     scale = float(sum(np.sum(np.abs(p)) for p in products))
 
-    def noise(steps, reach: float) -> float:
-        # each phi(t) carries the rounding of f(a + t u) at its own size: larger than f(a)'s where t u is large
-        # (t = 1), and not 0 where f(a) is (a loss at its exact minimum, y = t): the largest over every output the
-        # stencil computes
-        for t in steps:
-            stencil.at(t)
-        size = np.max([np.abs(y) for y in stencil.outputs.values()], axis=0)
-        if magnitude is not None:
-            size = np.maximum(size, np.abs(np.asarray(magnitude, dtype=np.float64)))
-        return tolerance.output_noise(dy, y0, reduction_length, dtype, size, forward_error,
-                                      _input_sensitivity(grads, stencil, reach))
+    def noise(steps) -> float:
+        return stencil.noise(steps, dy, grads, reduction_length, dtype, magnitude, forward_error)
 
     if short_step and not kink_reason:
-        steps = [s * k * short_step for k in D4_WEIGHTS for s in (1, -1)]
-        first = short_check(phi, claimed, scale, noise(steps, max(steps)), short_step, quantity, dtype)
+        steps = short_steps(short_step)
+        first = short_check(phi, claimed, scale, noise(steps), short_step, quantity, dtype)
         # the pass stands where every argument's share of the derivative resolves FD_SHORT_ACCEPT
         shares = [float(np.sum(np.abs(p))) for p in products]
         if first.verdict == PASS and all(first.tolerance <= tolerance.FD_SHORT_ACCEPT * s for s in shares if s > 0):
             return first
     h = tolerance.FD_STEP
     steps = [s * k * h for k in STEPS for s in (1, -1)]
-    return directional_check(phi, phi(0.0), claimed, scale, noise(steps, max(steps)), h, quantity, kink_reason,
+    return directional_check(phi, phi(0.0), claimed, scale, noise(steps), h, quantity, kink_reason,
                              dtype)
 
 

@@ -23,7 +23,8 @@ from .adjoint import adjoint_oracle, exact_step
 from .compare import PASS, Comparison, compare_arrays
 from .evaluation import Evaluation  # noqa: F401 -- re-exported: the record every oracle reads
 from .probes import forward_error, low_precision_magnitude, magnitudes, rounding_estimates, torch_reference
-from .spec import Case, Implementation, OpSpec, as_grad_dict, kink_distance, ordered_arrays, quantity_label
+from .spec import (Case, Implementation, OpSpec, as_grad_dict, forward_terms, kink_distance, ordered_arrays,
+                   quantity_label)
 
 
 def _compare_outputs(oracle: str, spec: OpSpec, case: Case, evaluation: Evaluation, y, grads) -> list[Comparison]:
@@ -84,7 +85,7 @@ def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
     adjoint's step, where the differences are exact), the full one only where that does not settle it. Only when
     the joint check does not pass, one direction per argument, so that the report names the wrong gradient."""
     reason = kink_reason(spec, case)
-    k = spec.reduction_length(case.config)
+    k = forward_terms(spec, case.config)  # the noise of <dy, f>: the forward's sums
     magnitude = low_precision_magnitude(spec, case, evaluation)
     error = forward_error(spec, case)
     grads = {n: evaluation.grads[n] for n in spec.differentiable}

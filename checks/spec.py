@@ -127,6 +127,10 @@ class OpSpec:
     reduction_length: Callable[[Mapping[str, Any]], int]
 
     # -- optional ----------------------------------------------------------------------------------------------
+    #: config -> the number of terms summed into one element of y, where it is smaller than reduction_length (a
+    #: convolution's C_in kh kw + 1 against its bias gradient's N Ho Wo); None: reduction_length. Policy 2's
+    #: noise of <dy, f> (finite differences, the adjoint test's second identity) grows like its square root
+    forward_reduction_length: Callable[[Mapping[str, Any]], int] | None = None
     #: the arguments that get a gradient, in the order backward returns them (None: all of arg_names); the others
     #: (targets, masks) are inputs only
     grad_args: tuple[str, ...] | None = None
@@ -222,6 +226,12 @@ def derived(spec: OpSpec, case: Case, what: str, compute: Callable[[], Any]) -> 
     if entry is None or entry[0] is not spec:
         entry = case.derived[key] = (spec, compute())
     return entry[1]
+
+
+def forward_terms(spec: OpSpec, config: Mapping[str, Any]) -> int:
+    """The number of terms summed into one element of the forward's output (``forward_reduction_length``, else
+    ``reduction_length``)."""
+    return (spec.forward_reduction_length or spec.reduction_length)(config)
 
 
 def kink_distance(spec: OpSpec, case: Case) -> float:
@@ -384,6 +394,11 @@ def validate(spec: OpSpec, *, probe: bool = True) -> Case | None:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise SpecError(f"op {op!r}: reduction_length(config) returned {k!r}; it must return an int >= 1 (the "
                         f"length of the longest sum behind an element)")
+    if spec.forward_reduction_length is not None:
+        kf = _call(op, "forward_reduction_length(config)", spec.forward_reduction_length, config, config=config)
+        if isinstance(kf, bool) or not isinstance(kf, (int, np.integer)) or not 1 <= kf <= k:
+            raise SpecError(f"op {op!r}: forward_reduction_length(config) returned {kf!r}; it must return an int "
+                            f"between 1 and reduction_length(config) = {k} (the terms summed into one output)")
     case = _call(op, "make_arrays(config, rng)", spec.make_case, config, 0, config=config)
     if not isinstance(case.arrays, Mapping) or set(case.arrays) != set(spec.arg_names):
         got = sorted(case.arrays) if isinstance(case.arrays, Mapping) else type(case.arrays).__name__

@@ -89,6 +89,19 @@ gradient as a rounding residue (LayerNorm over one element), float64 realisation
    than x W). Measured on the references (``cnn_gradcheck.adjoint``): conv, pooling, ReLU below 3e-16; dense up to 9e-15
    (a dW test with |b| ~ 100 |x W|).
 
+   3b. The joint test's second identity, with the case's own dy (``cnn_gradcheck.adjoint``):
+       <A d, dy> = sum_a <d_a, g_a(dy)>. dy is drawn independently of A d, so |<A d, dy>| is about
+       |A d| |dy| / sqrt(len(y)), and the Cauchy-Schwarz scale above would dilute every argument's share by that
+       square root (conv2d at 1e6 elements: each share resolved only 1.3e-9). Each side's rounding is bounded on its
+       own instead:
+
+       |<A d, dy> - sum_a <d_a, g_a>| <= FD_SAFETY * 2 * noise  +  ADJOINT_RTOL * sum_a |d_a|_2 |g_a|_2
+
+       The left side is phi(t) - phi(-t) with phi(t) = <dy, f(a + t u)>: its rounding is policy 2's realistic noise
+       of two evaluations (``output_noise`` over the stencil's outputs, the measured float32 error vector
+       included), with policy 2's safety factor. The right side's rounding is the backward's, bounded per argument
+       as in policy 3 (d_a is aligned with g_a, so the sum has no dilution: each term is about |d_a| |g_a|).
+
 4. Distance from non-differentiable points: generated inputs keep MARGIN from ReLU's zero and from ties in
    pooling windows; the finite-difference stencil reaches at most 4 h |v|_inf = 4e-3 < MARGIN / 2.
 
@@ -390,6 +403,13 @@ def adjoint_tolerance(cauchy_schwarz_scale: float, dtype="float64") -> float:
     """Policy 3: the bound on |<Au, v> - <u, A^T v>|; for a lower-precision plug-in, ADJOINT_RTOL scaled by
     eps(dtype) / eps(float64) (policy 6)."""
     return ADJOINT_RTOL * eps_of(dtype) / eps_of("float64") * cauchy_schwarz_scale
+
+
+def adjoint_dy_tolerance(forward_noise: float, backward_scale: float, dtype="float64") -> float:
+    """Policy 3b: the bound on |<A d, dy> - sum_a <d_a, g_a(dy)>| from the forward's realistic noise of one
+    evaluation of <dy, f> (``output_noise``, two evaluations, FD_SAFETY) and the backward's rounding,
+    ``adjoint_tolerance`` of sum_a |d_a| |g_a|."""
+    return FD_SAFETY * 2 * forward_noise + adjoint_tolerance(backward_scale, dtype)
 
 
 def adjoint_step_unresolved(step: float, input_scale: float, dtype="float64") -> bool:

@@ -52,6 +52,11 @@ def reduction_length(c):
     return max(c["C_in"] * c["kh"] * c["kw"] + 1, c["N"] * Ho * Wo, c["C_out"] * c["kh"] * c["kw"])
 
 
+def forward_reduction_length(c):
+    """The terms of one output: C_in kh kw products and the bias."""
+    return c["C_in"] * c["kh"] * c["kw"] + 1
+
+
 #: corner configurations along the height axis (the width axis is drawn freely), within torch's rules for conv
 CORNERS = (
     ("every tap of a window in padding", {"kh": 1, "ph": 1, "sh": 1, "Hout": st.integers(3, 4)}),
@@ -77,8 +82,8 @@ def _spec(name, prefix, torch_forward, description, alternatives):
         name=name, arg_names=("x", "w", "b"), configs=conv_configs, make_arrays=make_arrays,
         output_shape=output_shape, hyper=hyper, torch_forward=torch_forward,
         reference=Implementation.from_module(ref, prefix, f"reference.conv2d.{prefix}"),
-        reduction_length=reduction_length, linear_args=("x", "w", "b"), description=description,
-        alternatives=alternatives, special_values=SPECIALS, corners=CORNERS, explicit_corners=EXPLICIT_CORNERS)
+        reduction_length=reduction_length, forward_reduction_length=forward_reduction_length,
+        linear_args=("x", "w", "b"), description=description, alternatives=alternatives, special_values=SPECIALS, corners=CORNERS, explicit_corners=EXPLICIT_CORNERS)
 
 
 CONV2D = _spec("conv2d", "correlate2d", F.conv2d,

@@ -8,14 +8,15 @@ import torch.nn.functional as F
 from ..reference import conv_matrix as ref
 from ..spec import Formula, Implementation, OpSpec
 from ..reference import conv2d as loops
-from .conv2d import CORNERS, EXPLICIT_CORNERS, SPECIALS, PLAIN, conv_configs, hyper, make_arrays, output_shape, reduction_length
+from .conv2d import (CORNERS, EXPLICIT_CORNERS, SPECIALS, PLAIN, conv_configs, hyper, forward_reduction_length, make_arrays, output_shape,
+    reduction_length)
 
 CONV2D_MATRIX = OpSpec(
     name="conv2d_matrix", arg_names=("x", "w", "b"), configs=conv_configs, make_arrays=make_arrays,
     output_shape=output_shape, hyper=hyper, torch_forward=F.conv2d,
     reference=Implementation.from_module(ref, "conv_matrix", "reference.conv_matrix.conv_matrix"),
-    reduction_length=reduction_length, linear_args=("x", "w", "b"),
-    alternatives={"loops": Implementation.from_module(loops, "correlate2d", "reference.conv2d.correlate2d")},
+    reduction_length=reduction_length, forward_reduction_length=forward_reduction_length,
+    linear_args=("x", "w", "b"), alternatives={"loops": Implementation.from_module(loops, "correlate2d", "reference.conv2d.correlate2d")},
     description="2-D cross-correlation as a sparse matrix product vec(y) = M vec(x) + b; backward dx = M^T dy, "
                 "dw through im2col", special_values=SPECIALS, corners=CORNERS, explicit_corners=EXPLICIT_CORNERS)
 SPECS = [CONV2D_MATRIX]
