@@ -268,13 +268,24 @@ def unchanged(name: str, before: Any, after: Any, role: str) -> None:
     unchanged_all([(name, before, after)], role)
 
 
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two numpy arrays of one dtype and shape with the same bytes (NaN payloads and -0.0 included): compared as
+    unsigned integers of the element's size, one pass and no copy (``tobytes`` copies both; 8 ms at 1e6)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    size = a.dtype.itemsize
+    if a.dtype.kind in "fiub" and size in (1, 2, 4, 8):
+        as_int = np.dtype(f"u{size}")
+        return bool(np.array_equal(a.view(as_int), b.view(as_int)))
+    return a.tobytes() == b.tobytes()
+
+
 def unchanged_all(arguments: Sequence[tuple], role: str) -> None:
     """Every (name, before, after[, role]) must be unchanged; one error names every mutated argument."""
     found = []
     for a in arguments:
         before, after = a[1], a[2]
-        if type(before) is np.ndarray and type(after) is np.ndarray and before.dtype == after.dtype \
-                and before.shape == after.shape and before.tobytes() == after.tobytes():
+        if type(before) is np.ndarray and type(after) is np.ndarray and same_bits(before, after):
             continue  # the same bytes: the same values (NaN included); other cases are compared by value
         mutated = _mutation(a[0], before, after, a[3] if len(a) > 3 else role)
         if mutated:
@@ -423,7 +434,7 @@ def _repeatable(spec: OpSpec, impl: Implementation, case: Case, precision: str, 
     k = declared = terms = None
     worst, differ = 0.0, []
     for quantity, a, b in pairs:
-        if a.shape == b.shape and a.tobytes() == b.tobytes():  # bit for bit (the usual case): a difference of 0
+        if same_bits(a, b):  # bit for bit (the usual case): a difference of 0
             continue
         if terms is None:  # the bound is needed only where the results differ
             k, declared = spec.reduction_length(case.config), impl.nondeterministic

@@ -66,15 +66,16 @@ def direction_for(grad: np.ndarray, rng: np.random.Generator, aligned: bool = Tr
     """A direction with |v|_inf <= 1. Aligned: sign(g) times a random magnitude in [0.5, 1], so that a scaled
     gradient shows fully in <g, v>; where g is 0 the sign is random, so gradient mass put in the wrong place shows.
     One uniform draw r in [-1, 1) per element gives both: sign(r) and |r| are independent, the magnitude is
-    0.5 + |r| / 2 (one pass over the array: large inputs pay for it once)."""
+    0.5 + |r| / 2. Few passes over the array, in place (large inputs pay for each): the sign is copied from g, or
+    from r where g is 0 (or NaN)."""
     r = rng.uniform(-1.0, 1.0, size=np.shape(grad))
-    magnitude = 0.5 + 0.5 * np.abs(r)
-    random_sign = np.where(r < 0, -1.0, 1.0)
+    magnitude = np.abs(r)
+    magnitude *= 0.5
+    magnitude += 0.5
     if not aligned:
-        return magnitude * random_sign
-    sign = np.sign(np.asarray(grad, dtype=np.float64))
-    sign = np.where(np.isfinite(sign) & (sign != 0), sign, random_sign)
-    return magnitude * sign
+        return np.copysign(magnitude, r, out=magnitude)
+    g = np.asarray(grad, dtype=np.float64)
+    return np.copysign(magnitude, np.where((g != 0) & (g == g), g, r), out=magnitude)
 
 
 def directional_check(phi: Callable[[float], float], phi0: float, claimed: float, scale: float,
@@ -127,6 +128,13 @@ def check_argument(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], ar
                        dtype, magnitude, forward_error, f"d{name}")
 
 
+def _step(a: np.ndarray, t: float, u: np.ndarray) -> np.ndarray:
+    """a + t u in one new array (t u in place of the copy, then a added: no temporary)."""
+    out = np.multiply(u, t)
+    out += a
+    return out
+
+
 class Stencil:
     """The forward along one joint direction u over several arguments: f(a + t u) for each step t a check asks for,
     computed once and shared by the oracles that read it (finite differences, the adjoint test), so that a case
@@ -139,13 +147,16 @@ class Stencil:
         self.start = {n: np.asarray(arrays[n], dtype=np.float64) for n in directions}
         self.outputs = {0.0: np.asarray(y0, dtype=np.float64)}
         self.noises: dict[tuple, float] = {}
+        self._moved: dict[float, dict[str, np.ndarray]] = {}
 
     def moved(self, t: float) -> dict[str, np.ndarray]:
-        """a + t u for the moved arguments (as stored: what the implementation receives)."""
-        return {n: self.start[n] + t * v for n, v in self.directions.items()}
+        """a + t u for the moved arguments (as stored: what the implementation receives), computed once per step."""
+        if t not in self._moved:
+            self._moved[t] = {n: _step(self.start[n], t, v) for n, v in self.directions.items()}
+        return self._moved[t]
 
     def at(self, t: float) -> np.ndarray:
-        """f(a + t u), one forward call the first time."""
+        """f(a + t u), one forward call the first time (the guards hand the implementation copies)."""
         if t not in self.outputs:
             self.outputs[t] = np.asarray(self.forward({**self.arrays, **self.moved(t)}), dtype=np.float64)
         return self.outputs[t]
@@ -178,9 +189,13 @@ class Stencil:
 def _input_sensitivity(grads: Mapping[str, np.ndarray], stencil: Stencil, reach: float) -> float:
     """|g (|a| + reach |u|)|_2: the moved inputs are stored at the plug-in's precision at every step, which moves
     phi by eps times this (policy 2's input rounding, ``tolerance.output_noise``)."""
-    return math.sqrt(sum(float(np.sum((np.asarray(grads[n], dtype=np.float64)
-                                       * (np.abs(stencil.start[n]) + reach * np.abs(v))) ** 2))
-                         for n, v in stencil.directions.items()))
+    def weighted(n, v):  # g (|a| + reach |u|), in place
+        w = np.abs(v)
+        w *= reach
+        w += np.abs(stencil.start[n])
+        w *= np.asarray(grads[n], dtype=np.float64)
+        return w
+    return math.sqrt(sum(tolerance._norm2(weighted(n, v)) ** 2 for n, v in stencil.directions.items()))
 
 
 def short_steps(t: float) -> list[float]:

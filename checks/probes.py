@@ -82,6 +82,15 @@ def rounding_estimates(spec: OpSpec, case: Case, samples: int | None = None) -> 
     return derived(spec, case, f"rounding estimates {samples}", lambda: _rounding_estimates(spec, case, samples))
 
 
+def _float64_tensor(a) -> torch.Tensor:
+    """The array as a float64 tensor, sharing its memory where numpy and torch allow it (no copy of a large input
+    for a forward without autograd, which does not write to it)."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.flags.writeable and all(s >= 0 for s in a.strides):
+        return torch.from_numpy(a)
+    return torch.tensor(a)
+
+
 def forward_error(spec: OpSpec, case: Case) -> np.ndarray | None:
     """y32 - y64: the torch forward's error vector with its inputs stored and computed in float32 (policy 2's
     measured noise of <dy, f>); two forward calls without autograd, computed once per case (None where torch cannot
@@ -89,8 +98,7 @@ def forward_error(spec: OpSpec, case: Case) -> np.ndarray | None:
     def compute():
         def forward(dtype):
             with torch.no_grad():
-                tensors = [torch.tensor(np.asarray(case.arrays[n], dtype=np.float64), dtype=dtype)
-                           for n in spec.arg_names]
+                tensors = [_float64_tensor(case.arrays[n]).to(dtype) for n in spec.arg_names]
                 return spec.torch_forward(*tensors, **spec.hyper(case.config)).to(torch.float64).numpy()
         try:
             return forward(torch.float32) - forward(torch.float64)
