@@ -246,9 +246,12 @@ def check_joint(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], array
     def phi(t: float) -> float:
         return float(np.sum(dy * stencil.at(t)))
 
-    products = [np.asarray(grads[n], dtype=np.float64) * v for n, v in stencil.directions.items()]
-    claimed = float(sum(np.sum(p) for p in products))
-    scale = float(sum(np.sum(np.abs(p)) for p in products))
+    claimed, shares = 0.0, []
+    for n, v in stencil.directions.items():  # <g_a, v_a> and sum|g_a v_a|, one product array per argument
+        p = np.asarray(grads[n], dtype=np.float64) * v
+        claimed += float(np.sum(p))
+        shares.append(float(np.sum(np.abs(p, out=p))))
+    scale = float(sum(shares))
 
     def noise(steps) -> float:
         return stencil.noise(steps, dy, grads, reduction_length, dtype, magnitude, forward_error)
@@ -257,7 +260,6 @@ def check_joint(forward: Callable[[Mapping[str, np.ndarray]], np.ndarray], array
         steps = short_steps(short_step)
         first = short_check(phi, claimed, scale, noise(steps), short_step, quantity, dtype)
         # the pass stands where every argument's share of the derivative resolves FD_SHORT_ACCEPT
-        shares = [float(np.sum(np.abs(p))) for p in products]
         if first.verdict == PASS and all(first.tolerance <= tolerance.FD_SHORT_ACCEPT * s for s in shares if s > 0):
             return first
     h = tolerance.FD_STEP
@@ -284,11 +286,18 @@ def joint_stencil(evaluation, arrays: Mapping[str, np.ndarray], names, seed: int
     return evaluation.stencils[key]
 
 
+def share(grad, direction) -> float:
+    """sum_i |g_i v_i|: an argument's share of a directional derivative, without cancellation (one product array,
+    its absolute value in place)."""
+    p = np.asarray(grad, dtype=np.float64) * direction
+    return float(np.sum(np.abs(p, out=p)))
+
+
 def balanced(directions: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The per-argument directions scaled so that every argument adds the same sum |g v| to the joint derivative
     (the smallest one's; none is scaled up, so |v|_inf <= 1 holds): a 1e-6 error in a small bias gradient is not
     diluted by a large weight gradient beside it. Arguments whose gradient is 0 keep their direction."""
-    sizes = {n: float(np.sum(np.abs(np.asarray(grads[n], dtype=np.float64) * v))) for n, v in directions.items()}
+    sizes = {n: share(grads[n], v) for n, v in directions.items()}
     smallest = min((s for s in sizes.values() if s > 0), default=0.0)
     return {n: v * (smallest / sizes[n] if sizes[n] > 0 else 1.0) for n, v in directions.items()}
 

@@ -111,7 +111,7 @@ def finite_difference_oracle(spec: OpSpec, impl: Implementation, case: Case,
 def _share_resolution(joint: Comparison, grad: np.ndarray, direction: np.ndarray) -> float:
     """The resolution of a joint pass for one argument: a relative error e in its gradient moves the claimed
     derivative by e sum|g_a v_a| (v aligned with g), seen above the joint's tolerance."""
-    share = float(np.sum(np.abs(np.asarray(grad, dtype=np.float64) * direction)))
+    share = finite_diff.share(grad, direction)
     return joint.tolerance / share if share > 0 else joint.resolution
 
 

@@ -80,20 +80,32 @@ def mean_hyper(c):
 def window_runner_up_gap(c, arrays) -> float:
     """min over windows of (largest - second largest real value): how far the input is from an argmax tie.
     Vectorised (it runs for every case, on sizes up to the benchmark's 1e6 elements): one step per window tap over
-    that tap's output-sized view, keeping the largest m1 and the second largest m2 of every window so far
-    (m2 <- max(m2, min(m1, cell)), then m1 <- max(m1, cell); a tie makes m2 = m1, a gap of 0)."""
+    that tap's output-sized view of x, keeping the largest m1 and the second largest m2 of every window so far
+    (m2 <- max(m2, min(m1, cell)), then m1 <- max(m1, cell); a tie makes m2 = m1, a gap of 0). A tap in the
+    padding (-inf) changes neither, so each tap reads only the windows whose cell lies inside x."""
     kh, kw, sh, sw, Dh, Dw = c["kh"], c["kw"], c["sh"], c["sw"], c.get("dilh", 1), c.get("dilw", 1)
     if kh * kw < 2:
         return np.inf
     N, C, Ho, Wo = pool_output_shape(c)
-    xp = np.pad(np.asarray(arrays["x"], dtype=np.float64), ((0, 0), (0, 0), (c["ph"],) * 2, (c["pw"],) * 2),
-                constant_values=-np.inf)
+    x = np.asarray(arrays["x"], dtype=np.float64)
     largest, second, low = (np.full((N, C, Ho, Wo), -np.inf) for _ in range(3))
+
+    def inside(tap, pad, stride, n_in, n_out):  # the outputs p whose cell tap + p stride - pad lies in [0, n_in)
+        first = max(0, -((tap - pad) // stride))
+        last = min(n_out, (n_in - 1 - tap + pad) // stride + 1)
+        return slice(first, max(first, last)), slice(tap - pad + first * stride,
+                                                     tap - pad + max(first, last - 1) * stride + 1, stride)
+
     for i in range(kh):
-        for j in range(kw):  # the tap (i, j) of every window: rows i Dh + p sh, columns j Dw + q sw
-            cell = xp[:, :, i * Dh:i * Dh + sh * (Ho - 1) + 1:sh, j * Dw:j * Dw + sw * (Wo - 1) + 1:sw]
-            np.maximum(second, np.minimum(largest, cell, out=low), out=second)
-            np.maximum(largest, cell, out=largest)
+        rows, x_rows = inside(i * Dh, c["ph"], sh, c["H"], Ho)
+        for j in range(kw):  # the tap (i, j) of every window: x rows i Dh + p sh - ph, columns j Dw + q sw - pw
+            cols, x_cols = inside(j * Dw, c["pw"], sw, c["W"], Wo)
+            if rows.stop == rows.start or cols.stop == cols.start:
+                continue
+            cell, m1, m2, lo = x[:, :, x_rows, x_cols], largest[..., rows, cols], second[..., rows, cols], \
+                low[..., rows, cols]
+            np.maximum(m2, np.minimum(m1, cell, out=lo), out=m2)
+            np.maximum(m1, cell, out=m1)
     with np.errstate(invalid="ignore"):  # a window with one real cell: top - (-inf) = inf, no tie possible
         return float(np.min(largest - second, initial=np.inf))
 
