@@ -69,7 +69,7 @@ def direction_for(grad: np.ndarray, rng: np.random.Generator, aligned: bool = Tr
     0.5 + |r| / 2. Few passes over the array, in place (large inputs pay for each): the sign is copied from g, or
     from r where g is 0 (or NaN)."""
     r = rng.uniform(-1.0, 1.0, size=np.shape(grad))
-    magnitude = np.abs(r)
+    magnitude = np.abs(r, out=np.empty(np.shape(grad)))  # an array also for a scalar g (0-d), to work in place
     magnitude *= 0.5
     magnitude += 0.5
     if not aligned:

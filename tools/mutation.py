@@ -191,10 +191,6 @@ EQUIVALENT = {
     ("reference/pooling_modes.py", "`False` -> `True`",
      "def avgpool2d_backward(dy, x, kernel, stride, padding=0, ceil_mode=False, count_include_pad=True):"):
         "the default ceil_mode of the backward, which never reads it: dy carries the window count",
-    ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * random_sign"):
-        "dividing by a sign of +-1 is multiplying by it",
-    ("checks/finite_diff.py", "`*` -> `/`", "return magnitude * sign"):
-        "dividing by a sign of +-1 is multiplying by it (zeros and NaN were replaced by random signs)",
     ("checks/finite_diff.py", "`1` -> `0`",
      'reduction_length: int = 1, kink_reason: str = "", dtype: str = "float64",'):
         "a reduction length of 0 counts as 1 (tolerance.output_noise takes max(K, 1))",
@@ -202,8 +198,6 @@ EQUIVALENT = {
         "the identity <A u, v> = <u, A^T v> holds for every u: an aligned u is as good a direction as a random one",
     ("checks/adjoint.py", "`44400` -> `44401`", "rng = np.random.default_rng(case.seed ^ 0xAD70)"):
         "another seed draws other, equally valid random directions",
-    ("checks/finite_diff.py", "`<` -> `<=`", "random_sign = np.where(r < 0, -1.0, 1.0)"):
-        "r = 0 exactly (one draw in 2^53) is the only value it changes, to another equally valid sign",
     ("checks/finite_diff.py", "`0.0` -> `1.0`", "smallest = min((s for s in sizes.values() if s > 0), default=0.0)"):
         "the default is used only when every sum |g v| is 0, and then every argument keeps its direction (factor 1) "
         "whatever the default is",
