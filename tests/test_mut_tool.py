@@ -96,7 +96,8 @@ def test_every_default_module_has_a_selection_of_existing_tests():
 
 def test_every_listed_equivalent_mutant_still_exists():
     """An entry whose line changed would silently stop applying: each must name a mutant of the current code."""
-    mutants_of = {path: mutation.mutants_of(path) for path, _, _ in mutation.EQUIVALENT}  # each module's once
+    mutants_of = {path: mutation.mutants_of(path, check_syntax=False)  # each module's once
+                  for path, _, _ in mutation.EQUIVALENT}
     for path, description, original in mutation.EQUIVALENT:
         assert any(m.description == description and m.original == original
                    for m in mutants_of[path]), (path, description, original)

@@ -427,8 +427,9 @@ class _Collector(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
-    """Every mutant of one module, in source order."""
+def mutants_of(path: str, root: Path = ROOT, check_syntax: bool = True) -> list[Mutant]:
+    """Every mutant of one module, in source order. check_syntax: parse every mutant (a run does; a test that only
+    looks the mutants up need not: it is the whole file parsed once per mutant)."""
     source = (root / path).read_text()
     lines = source.splitlines()
     collector = _Collector()
@@ -441,7 +442,8 @@ def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
         seen.add(key)
         m = Mutant(path, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset, text, what,
                    lines[node.lineno - 1].strip())
-        ast.parse(m.apply(source))  # every mutant is valid Python (a SyntaxError here is a bug of the mutator)
+        if check_syntax:
+            ast.parse(m.apply(source))  # every mutant is valid Python (a SyntaxError here is a bug of the mutator)
         out.append(m)
     out.sort(key=lambda m: (m.lineno, m.col))
     return out
