@@ -67,7 +67,7 @@ def direction_for(grad: np.ndarray, rng: np.random.Generator, aligned: bool = Tr
     gradient shows fully in <g, v>; where g is 0 the sign is random, so gradient mass put in the wrong place shows.
     One uniform draw r in [-1, 1) per element gives both: sign(r) and |r| are independent, the magnitude is
     0.5 + |r| / 2. Few passes over the array, in place (large inputs pay for each): the sign is copied from g, or
-    from r where g is 0 (or NaN)."""
+    from r where g is 0 (g is finite here: the guards reject a NaN gradient or output before any direction)."""
     r = rng.uniform(-1.0, 1.0, size=np.shape(grad))
     magnitude = np.abs(r, out=np.empty(np.shape(grad)))  # an array also for a scalar g (0-d), to work in place
     magnitude *= 0.5
@@ -75,7 +75,7 @@ def direction_for(grad: np.ndarray, rng: np.random.Generator, aligned: bool = Tr
     if not aligned:
         return np.copysign(magnitude, r, out=magnitude)
     g = np.asarray(grad, dtype=np.float64)
-    return np.copysign(magnitude, np.where((g != 0) & (g == g), g, r), out=magnitude)
+    return np.copysign(magnitude, np.where(g != 0, g, r), out=magnitude)
 
 
 def directional_check(phi: Callable[[float], float], phi0: float, claimed: float, scale: float,
@@ -147,16 +147,15 @@ class Stencil:
         self.start = {n: np.asarray(arrays[n], dtype=np.float64) for n in directions}
         self.outputs = {0.0: np.asarray(y0, dtype=np.float64)}
         self.noises: dict[tuple, float] = {}
-        self._moved: dict[float, dict[str, np.ndarray]] = {}
 
     def moved(self, t: float) -> dict[str, np.ndarray]:
-        """a + t u for the moved arguments (as stored: what the implementation receives), computed once per step."""
-        if t not in self._moved:
-            self._moved[t] = {n: _step(self.start[n], t, v) for n, v in self.directions.items()}
-        return self._moved[t]
+        """a + t u for the moved arguments (as stored: what the implementation receives), fresh arrays every time:
+        what one call was handed is not read again (an implementation that wrote to its inputs in a perturbed call
+        cannot change a later difference d = (a + t u) - (a - t u))."""
+        return {n: _step(self.start[n], t, v) for n, v in self.directions.items()}
 
     def at(self, t: float) -> np.ndarray:
-        """f(a + t u), one forward call the first time (the guards hand the implementation copies)."""
+        """f(a + t u), one forward call the first time."""
         if t not in self.outputs:
             self.outputs[t] = np.asarray(self.forward({**self.arrays, **self.moved(t)}), dtype=np.float64)
         return self.outputs[t]
@@ -296,7 +295,10 @@ def share(grad, direction) -> float:
 def balanced(directions: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The per-argument directions scaled so that every argument adds the same sum |g v| to the joint derivative
     (the smallest one's; none is scaled up, so |v|_inf <= 1 holds): a 1e-6 error in a small bias gradient is not
-    diluted by a large weight gradient beside it. Arguments whose gradient is 0 keep their direction."""
+    diluted by a large weight gradient beside it. Arguments whose gradient is 0 keep their direction; one argument
+    alone keeps its own."""
+    if len(directions) == 1:
+        return dict(directions)
     sizes = {n: share(grads[n], v) for n, v in directions.items()}
     smallest = min((s for s in sizes.values() if s > 0), default=0.0)
     return {n: v * (smallest / sizes[n] if sizes[n] > 0 else 1.0) for n, v in directions.items()}

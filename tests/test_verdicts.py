@@ -553,6 +553,28 @@ def test_the_adjoint_tests_backward_call_cannot_change_the_case():
     assert all(np.array_equal(case.arrays[n], before[n]) for n in before)
 
 
+def test_a_forward_that_scribbles_on_perturbed_inputs_changes_neither_the_case_nor_the_verdict():
+    """The witnesses hand each perturbed forward call fresh arrays (a + t u) and read none of them again: a forward
+    that zeroes its inputs after computing y (only in the perturbed calls, so the evaluation's guard cannot see it)
+    leaves the case as generated and the differences d = (a + t u) - (a - t u) exact, and the correct gradients
+    pass."""
+    dense = get_spec("dense")
+    case = dense.make_case({"N": 2, "m": 3, "n": 2}, seed=0)
+    before = {n: a.copy() for n, a in case.arrays.items()}
+
+    def forward(x, W, b):
+        y = dense.reference.forward(x, W, b)
+        if not np.array_equal(x, case.arrays["x"]):                 # only in the witnesses' perturbed calls
+            x[...] = 0.0
+            W[...] = 0.0
+        return y
+
+    result = check_case(dense, Implementation("scribbling dense", forward, dense.reference.backward), case,
+                        oracles=("finite differences", "adjoint"))
+    assert not result.failures and {c.verdict for c in result.comparisons} == {PASS}
+    assert all(np.array_equal(case.arrays[n], before[n]) for n in before)
+
+
 def test_a_float32_layer_with_a_large_bias_passes_the_adjoint_test():
     """float32 rounding of f(a +- u) ~ eps32 |b| leaves a second difference above 1e-6 |A d| |v|: in float32 the
     pieces-held check is judged at the float32 adjoint bound (5.4e-4), not at 1e-6."""
