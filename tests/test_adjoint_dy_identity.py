@@ -92,3 +92,87 @@ def test_the_dy_identity_fails_a_discrepancy_above_its_tolerance_and_passes_one_
     assert check_dy_pair("dx + db", Ad, dy, d, off, 0.0).verdict == FAIL
     near = {"x": np.array([1.0 + 0.5e-12, 0.0]), "b": np.array([0.0])}  # off by 1.5e-12 < 3e-12
     assert check_dy_pair("dx + db", Ad, dy, d, near, 0.0).verdict == PASS
+
+
+def test_the_dy_identity_passes_a_discrepancy_exactly_at_its_tolerance():
+    """err <= tol: d = (1, 1, 1, 1), g = (1, -1, 1, -1): the right side is 0 and the backward's bound
+    1e-12 |d| |g| = 4e-12 exactly (no noise); a left side of 4e-12 sits on it and passes."""
+    d, g = {"x": np.ones(4)}, {"x": np.array([1.0, -1.0, 1.0, -1.0])}
+    assert tolerance.adjoint_dy_tolerance(0.0, 4.0) == 4e-12
+    assert check_dy_pair("dx", np.array([4e-12]), np.array([1.0]), d, g, 0.0).verdict == PASS
+    assert check_dy_pair("dx", np.array([4.000000000000001e-12]), np.array([1.0]), d, g, 0.0).verdict == FAIL
+
+
+def test_largest_magnitude_reads_both_signs():
+    from cnn_gradcheck.adjoint import _largest
+    assert _largest(np.array([-3.0, 1.0])) == 3.0
+    assert _largest(np.array([0.25, -0.5])) == 0.5
+    assert _largest(np.array([0.25, 0.125])) == 0.25
+    assert _largest(np.zeros(0)) == 0.0
+
+
+# --- the noise each witness reads: computed once per stencil, over the steps it read ------------------------------
+
+def _stencil_noises(oracles, case, impl=None, spec=None):
+    from cnn_gradcheck.calls import evaluate
+    spec = spec or get_spec("meanpool2d")
+    impl = impl or spec.reference
+    evaluation = evaluate(spec, impl, case)
+    from cnn_gradcheck.oracles import ORACLES
+    for name in oracles:
+        ORACLES[name](spec, impl, case, evaluation)
+    (stencil,) = evaluation.stencils.values()
+    return stencil
+
+
+MEANPOOL_CONFIG = {"N": 1, "C": 2, "H": 4, "W": 4, "kh": 2, "kw": 2, "sh": 2, "sw": 2, "ph": 0, "pw": 0}
+
+
+def test_the_adjoint_test_alone_sizes_its_noise_by_the_two_steps_it_read():
+    """Mean pooling is affine along u: the test reads f(a + t u) and f(a - t u) only (t = 1), and its noise is
+    computed over those two steps."""
+    spec = get_spec("meanpool2d")
+    stencil = _stencil_noises(("adjoint",), spec.make_case(MEANPOOL_CONFIG, seed=3))
+    assert set(stencil.noises) == {(frozenset({1.0, -1.0}), "float64")}
+
+
+def test_the_adjoint_test_after_finite_differences_reads_their_noise_over_more_steps():
+    """After the short stencil (t, -t, 2t, -2t) the adjoint test's two steps are a subset: the noise computed over
+    the four (a larger size, a longer reach: never narrower) is read, not computed again."""
+    spec = get_spec("meanpool2d")
+    stencil = _stencil_noises(("finite differences", "adjoint"), spec.make_case(MEANPOOL_CONFIG, seed=3))
+    assert set(stencil.noises) == {(frozenset({1.0, -1.0, 2.0, -2.0}), "float64")}
+
+
+def test_the_full_stencil_after_the_short_one_computes_its_own_noise():
+    """A short stencil that does not settle the check hands it to D8 at h = FD_STEP, whose eight steps are no
+    subset of the short ones: their noise is computed over them (not read from the short stencil's)."""
+    from cnn_gradcheck import finite_diff
+    x = np.array([0.3, -0.7, 1.1])
+    dy = np.array([1.0, -2.0, 0.5])
+    grads = {"x": 3 * x ** 2 * dy}
+    stencil = finite_diff.Stencil(lambda arrays: arrays["x"] ** 3, {"x": x}, {"x": np.sign(grads["x"])}, x ** 3)
+    wrong = {"x": grads["x"] * (1 + 1e-3)}  # the short stencil disagrees: D8 decides
+    c = finite_diff.check_joint(stencil.forward, {"x": x}, wrong, dy, x ** 3, stencil.directions, 1, stencil=stencil,
+                                short_step=tolerance.FD_SHORT_STEP)
+    h, t = tolerance.FD_STEP, tolerance.FD_SHORT_STEP
+    assert c.verdict == FAIL
+    assert set(stencil.noises) == {(frozenset(s * k * t for k in (1, 2) for s in (1, -1)), "float64"),
+                                   (frozenset(s * k * h for k in (0.5, 1, 2, 4) for s in (1, -1)), "float64")}
+
+
+def test_a_stencils_noise_is_policy_2_over_its_steps_outputs_and_their_reach():
+    """Stencil.noise = output_noise(dy, y0, K, dtype, size = max |f| over y0 and the steps, the measured error,
+    input sensitivity at the largest |t|)."""
+    from cnn_gradcheck import finite_diff
+    x = np.array([0.3, -0.7, 1.1])
+    dy = np.array([1.0, -2.0, 0.5])
+    grads = {"x": 3 * x ** 2 * dy}
+    stencil = finite_diff.Stencil(lambda arrays: arrays["x"] ** 3, {"x": x}, {"x": np.sign(grads["x"])}, x ** 3)
+    steps = [0.5, -0.5, 1.0, -1.0]
+    error = np.array([1e-9, -2e-9, 0.0])
+    noise = stencil.noise(steps, dy, grads, 4, "float64", None, error)
+    size = np.max([np.abs(stencil.at(t)) for t in [0.0, *steps]], axis=0)
+    assert noise == tolerance.output_noise(dy, x ** 3, 4, "float64", size, error,
+                                           finite_diff._input_sensitivity(grads, stencil, 1.0))
+    assert stencil.noise([0.5, -0.5], dy, grads, 4, "float64", None, error) == noise  # a subset: read

@@ -135,7 +135,7 @@ SLEEPY = P.plugin(_sleeps, fx.conv_backward, name="sleepy conv")  # in-process: 
 
 @needs_fork
 def test_command_line_crash_and_hang_are_failures_and_the_run_goes_on(pytester, ci_profile):
-    """pytest --plugin ... --plugin-time-limit 5: a segfaulting and a hanging plug-in each fail with their report;
+    """pytest --plugin ... --plugin-time-limit 2: a segfaulting and a hanging plug-in each fail with their report;
     the good plug-in after them is still checked and passes. In-process (pytester), under the ci profile as
     `CNN_GRADCHECK_PROFILE=ci pytest --plugin ...` runs: the crash ends the forked worker, never this process, and
     the hang is stopped by SIGALRM here as in a fresh pytest process."""
@@ -143,11 +143,11 @@ def test_command_line_crash_and_hang_are_failures_and_the_run_goes_on(pytester, 
         "-p", "no:cacheprovider", "-p", "no:faulthandler",
         "--plugin", "conv2d=test_isolation:SEGFAULTING", "--plugin", "conv2d=test_isolation:SLEEPY",
         "--plugin", "conv2d=cnn_gradcheck.examples.nhwc_conv:PLUGIN", "--plugin-max-examples", "4",
-        "--plugin-time-limit", "5")
+        "--plugin-time-limit", "2")
     out = run.stdout.str()
     assert run.ret == 1, out + run.stderr.str()
     assert "2 failed, 1 passed" in out
     assert "conv2d: the implementation crashed the process (SIGSEGV) in crashing conv" in out
-    assert "conv2d: the implementation did not return within 5 s in sleepy conv" in out
+    assert "conv2d: the implementation did not return within 2 s in sleepy conv" in out
     assert "cnn-gradcheck replay conv2d test_isolation:SEGFAULTING --config '{" in out and '"W": 2' in out
     assert "Traceback" not in out

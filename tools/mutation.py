@@ -85,13 +85,15 @@ SELECTIONS: dict[str, list[str]] = {
     "reference/relu_variants.py": [_LAYERS],
     "reference/upsampling.py": [_LAYERS],
     "checks/compare.py": [_MUT_TOLERANCE, _VERDICTS, "tests/test_rounding_resolution.py", "tests/test_precision.py"],
-    "checks/tolerance.py": [_MUT_TOLERANCE, _VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_rounding.py",
-                            "tests/test_rounding_resolution.py", "tests/test_precision.py", "tests/test_adjoint.py",
-                            "tests/test_rounding_float32.py", "tests/test_rounding_floor.py"],
-    "checks/finite_diff.py": ["tests/test_mut_witnesses.py", _VERDICTS, _JOINT, "tests/test_mut_core.py", "tests/test_nondifferentiable.py",
-                              "tests/test_precision.py", "tests/test_rounding.py", "tests/test_rounding_float32.py"],
-    "checks/adjoint.py": ["tests/test_mut_adjoint.py", _VERDICTS, _JOINT, "tests/test_adjoint.py",
-                          "tests/test_precision.py", "tests/test_rounding_resolution.py"],
+    "checks/tolerance.py": [_MUT_TOLERANCE, _VERDICTS, _JOINT, "tests/test_adjoint_dy_identity.py",
+                            "tests/test_mut_core.py", "tests/test_rounding.py", "tests/test_rounding_resolution.py",
+                            "tests/test_precision.py", "tests/test_adjoint.py", "tests/test_rounding_float32.py",
+                            "tests/test_rounding_floor.py"],
+    "checks/finite_diff.py": ["tests/test_mut_witnesses.py", _VERDICTS, _JOINT, "tests/test_adjoint_dy_identity.py",
+                              "tests/test_mut_core.py", "tests/test_nondifferentiable.py", "tests/test_precision.py",
+                              "tests/test_rounding.py", "tests/test_rounding_float32.py"],
+    "checks/adjoint.py": ["tests/test_mut_adjoint.py", _VERDICTS, _JOINT, "tests/test_adjoint_dy_identity.py",
+                          "tests/test_adjoint.py", "tests/test_precision.py", "tests/test_rounding_resolution.py"],
     "checks/oracles.py": ["tests/test_mut_oracles_joint.py", _VERDICTS, _JOINT, "tests/test_mut_core_oracles.py",
                           "tests/test_rounding.py", "tests/test_rounding_floor.py", "tests/test_references.py",
                           "tests/test_precision.py", "tests/test_rounding_float32.py"],
@@ -206,6 +208,16 @@ EQUIVALENT = {
     ("checks/adjoint.py", "`42864` -> `42865`",
      "joint = _joint(spec, impl, case, evaluation, names, np.random.default_rng(case.seed ^ 0xA770)) if names else {}"):
         "another seed draws other, equally valid random upstream gradients v for the joint test",
+    ("checks/finite_diff.py", "`1` -> `0`", "if len(directions) == 1:"):
+        "one argument alone: balancing would scale its direction by smallest / size = 1.0 exactly, the same values "
+        "(a copy instead of the array itself)",
+    ("checks/finite_diff.py", "`>=` -> `>`",
+     "known = next((k for k in self.noises if k[1] == dtype and k[0] >= key[0]), None)"):
+        "the same set of steps (>= but not >) is found by the exact lookup right after it: the same cached noise",
+    ("checks/adjoint.py", "`0.0` -> `1.0`",
+     "return max(float(np.max(a, initial=0.0)), -float(np.min(a, initial=0.0)))"):
+        "np.min's initial enters as -initial, which never exceeds np.max's part (at least 0): for 0 and for 1 alike "
+        "the result is max(0, max a, -min a)",
     ("checks/adjoint.py", "`0.0` -> `1.0`", "return min(steps, default=0.0)"):
         "exact_step's default for a joint direction over no arguments, which is never asked for: adjoint_oracle "
         "calls _joint only `if names`, and the joint stencil has one direction per name",
