@@ -23,8 +23,9 @@ def torch_outputs(spec: OpSpec, case: Case, absolute: bool = False,
     """Forward and autograd gradients of the torch version of the op (float64 numpy arrays back). ``absolute``: on
     |arrays| with upstream gradient |dy|, the magnitude of the terms behind each element (tolerance policy 1a);
     ``dtype``: the precision the inputs are stored and the op computed in (float32: policy 1b's noise probe)."""
-    lift = np.abs if absolute else np.asarray
-    tensors = {name: torch.tensor(lift(np.asarray(a, dtype=np.float64)), dtype=dtype,
+    def lift(a):  # a contiguous float64 copy (torch takes no negative stride: a reversed view of the user's)
+        return np.asarray(np.abs(a) if absolute else a, dtype=np.float64, order="C")  # (0-d stays 0-d)
+    tensors = {name: torch.tensor(lift(a), dtype=dtype,
                                   requires_grad=name in spec.differentiable)
                for name, a in case.arrays.items()}
     y = spec.torch_forward(*[tensors[n] for n in spec.arg_names], **spec.hyper(case.config))
@@ -84,11 +85,11 @@ def rounding_estimates(spec: OpSpec, case: Case, samples: int | None = None) -> 
 
 def _float64_tensor(a) -> torch.Tensor:
     """The array as a float64 tensor, sharing its memory where numpy and torch allow it (no copy of a large input
-    for a forward without autograd, which does not write to it)."""
+    for a forward without autograd, which does not write to it); a copy of a read-only or reversed view."""
     a = np.asarray(a, dtype=np.float64)
     if a.flags.writeable and all(s >= 0 for s in a.strides):
         return torch.from_numpy(a)
-    return torch.tensor(a)
+    return torch.from_numpy(np.array(a))  # a writable copy with positive strides (torch takes no negative one)
 
 
 def forward_error(spec: OpSpec, case: Case) -> np.ndarray | None:

@@ -74,6 +74,46 @@ def test_forward_error_is_the_float32_forward_minus_the_float64_forward():
     np.testing.assert_allclose(error, y32 - y64, rtol=0, atol=1e-12)
 
 
+def test_forward_error_reads_the_pytorch_oracles_float64_forward_where_it_ran():
+    """Where the pytorch oracle computed the float64 torch forward already (``probes.torch_reference``), the probe
+    reads it: one torch forward call (the float32 one) instead of two, and the same error vector."""
+    from dataclasses import replace
+    calls = []
+
+    def counted(x, W, b):
+        calls.append(x.dtype)
+        return DENSE.torch_forward(x, W, b)
+
+    spec = replace(DENSE, torch_forward=counted)
+    fresh = probes.forward_error(spec, dense_case())
+    assert len(calls) == 2
+    case = dense_case()
+    probes.torch_reference(spec, case)
+    calls.clear()
+    error = probes.forward_error(spec, case)
+    assert [str(d) for d in calls] == ["torch.float32"]
+    assert error is not None and np.array_equal(error, fresh)
+
+
+def test_forward_error_takes_read_only_and_reversed_arrays():
+    """The probe shares the inputs' memory where torch allows (writable, no negative stride) and copies them
+    otherwise: the same error vector either way, never None (a reversed view gave None, and the torch oracle an
+    error, before)."""
+    case = dense_case()
+    plain = probes.forward_error(DENSE, dense_case())
+    read_only = {n: a.copy() for n, a in case.arrays.items()}
+    for a in read_only.values():
+        a.flags.writeable = False
+    reversed_ = {n: np.ascontiguousarray(a[::-1])[::-1] for n, a in case.arrays.items()}  # same values
+    assert any(s < 0 for s in reversed_["x"].strides)
+    for arrays in (read_only, reversed_):
+        other = Case(case.op, case.config, arrays, case.dy, case.seed)
+        error = probes.forward_error(DENSE, other)
+        assert error is not None and np.array_equal(error, plain)
+        y, grads = probes.torch_outputs(DENSE, other)  # the pytorch oracle's torch run takes them too
+        assert np.array_equal(y, probes.torch_outputs(DENSE, case)[0])
+
+
 def test_a_comparison_that_fails_with_one_probe_realisation_is_judged_with_all_of_them():
     """The exact oracles draw one probe realisation first and all PROBE_SAMPLES only for a comparison that would
     fail with one (more can only widen a tolerance). Constructed so that the two differ: y = (x + 2^27) - 2^27,

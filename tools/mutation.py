@@ -218,6 +218,11 @@ EQUIVALENT = {
      "return max(float(np.max(a, initial=0.0)), -float(np.min(a, initial=0.0)))"):
         "np.min's initial enters as -initial, which never exceeds np.max's part (at least 0): for 0 and for 1 alike "
         "the result is max(0, max a, -min a)",
+    ("checks/probes.py", "`>=` -> `>`", "if a.flags.writeable and all(s >= 0 for s in a.strides):"):
+        "a stride of 0 (a broadcast view) then takes the copying path: a tensor of the same values",
+    ("checks/probes.py", "`0` -> `1`", "if a.flags.writeable and all(s >= 0 for s in a.strides):"):
+        "strides are multiples of the item size (8): s >= 1 is s > 0, and a stride of 0 takes the copying path, "
+        "a tensor of the same values",
     ("checks/adjoint.py", "`0.0` -> `1.0`", "return min(steps, default=0.0)"):
         "exact_step's default for a joint direction over no arguments, which is never asked for: adjoint_oracle "
         "calls _joint only `if names`, and the joint stencil has one direction per name",
