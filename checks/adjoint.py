@@ -41,7 +41,9 @@ arguments), A d = f(a + t u) - f(a - t u), and one backward call returning A_a^T
 <A d, v> = sum_a <d_a, A_a^T v>. The case's own dy gives a second identity for free, <A d, dy> = <d, g(dy)>, in which
 every argument has its share (u is aligned with g(dy) and balanced). The symmetric difference must be exact: the
 second difference vanishes (the map is affine along u), or the odd parts at t and 2t agree (degree 2 in t: x * w +
-b). A relative error e in one argument's gradient moves the right-hand side by e <d_a, A_a^T w>: an argument's pass
+b). The v identity is judged as above; the dy identity by each side's own rounding (policy 3b, ``check_dy_pair``):
+dy is independent of A d, so Cauchy-Schwarz would dilute every share by sqrt(len(y)). A relative error e in one
+argument's gradient moves the right-hand side by e <d_a, A_a^T w>: an argument's pass
 stands where tolerance / |<d_a, A_a^T w>| is at most ADJOINT_JOINT_ACCEPT for one of the two upstream gradients.
 Arguments it does not settle (a failure, a kink, a forward not affine as declared, too small a share) are tested
 alone as above, so the report names the wrong one.
