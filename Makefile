@@ -29,7 +29,7 @@ test: setup
 test-thorough: setup
 	CNN_GRADCHECK_PROFILE=thorough $(PY) -m pytest -n auto $(PYTEST_ARGS)
 
-# Not part of `make test`: the harness's check against torch.autograd.gradcheck (docs/benchmark.md); 1e2 to 1e6 elements, about ten minutes.
+# Not part of `make test`: the harness's check against torch.autograd.gradcheck (docs/benchmark.md); 1e2 to 1e6 elements, about 4 minutes.
 # benchmarks.overhead: the harness's fixed overhead per case at 1e2 elements (issue 16's 0.3 ms); about a minute.
 bench: setup
 	$(PY) -m benchmarks.bench_gradcheck
