@@ -63,6 +63,10 @@ gradient as a rounding residue (LayerNorm over one element), float64 realisation
                short stencil's t = 1 moves outputs far) (arithmetic with the realistic sqrt(K) model, the measured float32 error vector, the moved input's own rounding eps |g (a + t v)|)
        scale = max(sum_i |g_i v_i|, |D8|)                                   (no cancellation in the scale)
 
+   K in the noise is the number of terms in one output (``OpSpec.forward_reduction_length``, else
+   ``reduction_length``): a convolution's output sums C_in kh kw + 1 terms, while its bias gradient (policy 1's K)
+   sums N Ho Wo; the forward's rounding does not grow with the latter.
+
    The short stencil is tried first: D4 = (4 D(t) - D(2t)) / 3 from four calls, with |D(t) - D4| as truncation and
    1.5 / t as the amplification; t = FD_SHORT_STEP for a smooth forward, the adjoint test's step where the op is
    (piecewise) linear in every argument (exact differences). Its pass stands only where every argument's share
