@@ -68,14 +68,6 @@ ORACLE = "adjoint"
 _norm = tolerance._norm2  # Euclidean norm without BLAS
 
 
-def _dot(a, b) -> float:
-    """<a, b> in one pass without a temporary (einsum; for a share's size, not for the identity's two sides, whose
-    pairwise sums keep the rounding that policy 3 bounds)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    axes = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
-    return float(np.einsum(f"{axes},{axes}->", a, b))
-
-
 def _largest(a) -> float:
     """max |a_i| (0 for an empty array) in two passes without a temporary |a|."""
     a = np.asarray(a, dtype=np.float64)
@@ -228,7 +220,7 @@ def _joint(spec, impl, case, evaluation, names, rng) -> dict[str, Comparison]:
     out = {}
     for n, label in zip(names, labels):
         # a relative error e in this argument's gradient moves <d, A^T w> by e <d_a, A_a^T w>
-        resolution, test = min(((test.tolerance / share if (share := abs(_dot(d[n], grads[n]))) > 0
+        resolution, test = min(((test.tolerance / share if (share := abs(tolerance._dot(d[n], grads[n]))) > 0
                                  else np.inf, test) for test, grads in tests), key=lambda pair: pair[0])
         if resolution <= tolerance.ADJOINT_JOINT_ACCEPT:
             out[n] = replace(test, quantity=label, resolution=resolution,
